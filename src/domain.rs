@@ -1,0 +1,217 @@
+//! Domain records shared by storage, auth and the HTTP edge. No I/O here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new time-ordered (v7) id.
+            pub fn new_v7() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An organization: the tenant that owns machine keys and workspaces. Always UUID v4.
+    OrganizationId
+);
+id_type!(
+    /// A workspace inside an organization.
+    WorkspaceId
+);
+id_type!(
+    /// An accepted event.
+    EventId
+);
+id_type!(
+    /// One delivery of one event through one rule.
+    RuleEventId
+);
+id_type!(
+    /// A rule (event → connection action).
+    RuleId
+);
+id_type!(
+    /// A destination connection (an account plus its credentials).
+    ConnectionId
+);
+id_type!(
+    /// A publishable key row.
+    PublishableKeyId
+);
+
+impl OrganizationId {
+    /// Organization ids are UUID v4: the official management SDK rejects other versions.
+    pub fn new_v4() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+/// An organization (tenant).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Organization {
+    pub id: OrganizationId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A workspace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An organization machine key. The secret is stored only encrypted (AES-256-GCM under the master key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MachineKey {
+    /// `mk_…`, also the JWT `kid`. Unique.
+    pub access_key: String,
+    pub organization_id: OrganizationId,
+    /// nonce ‖ ciphertext ‖ tag, as produced by `auth::crypto::MasterKey::seal`.
+    pub secret_ciphertext: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A workspace's publishable key. At most one per workspace is active.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublishableKey {
+    pub id: PublishableKeyId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    /// The full `mesh_pub_…` string. Publishable by design (it is embedded in browsers). Unique.
+    pub public_key: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Delivery status of an event or a rule event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Processing,
+    Retrying,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Retrying => "retrying",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "processing" => Self::Processing,
+            "retrying" => Self::Retrying,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+/// A rule event planned at ingest (one per matched rule), committed with its event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRuleEvent {
+    pub id: RuleEventId,
+    pub rule_id: RuleId,
+    pub connection_id: ConnectionId,
+    pub integration_type: String,
+}
+
+/// The idempotency claim an ingest request makes, if it sent `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyClaim {
+    /// The header value (≤ 255 chars), scoped to the workspace.
+    pub key: String,
+    /// SHA-256 (hex) of the canonical request body; a repeat with another hash is a conflict.
+    pub request_hash: String,
+}
+
+/// An event ready to be committed, with the rule events it fans out to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub event: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    pub payload: serde_json::Value,
+    /// `payload.email`, lower-cased, for support look-ups.
+    pub contact_email: Option<String>,
+    /// Names the credential: `publishable_key` or `machine_key`.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// `Completed` when no rule matched, else `Pending`.
+    pub status: DeliveryStatus,
+    pub rule_events: Vec<NewRuleEvent>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// A stored event (without its payload).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub event: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    pub total_rules: i64,
+    pub completed_count: i64,
+    pub failed_count: i64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// What committing one `NewEvent` did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InsertOutcome {
+    /// Stored now.
+    Inserted(EventRecord),
+    /// The idempotency key was already used with the same body within 24 h: the original event, nothing stored.
+    Replayed(EventRecord),
+    /// The idempotency key was already used with a different body within 24 h: nothing stored.
+    IdempotencyConflict,
+}

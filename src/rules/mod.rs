@@ -1,0 +1,1 @@
+//! Rules: conditions, templates and matching. Pure code, no I/O.

@@ -1,0 +1,132 @@
+//! Storage: the one place with SQL. A `Store` trait with a PostgreSQL and an embedded SQLite
+//! implementation, both held to the same conformance tests (`tests/storage`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    EventId, EventRecord, InsertOutcome, MachineKey, NewEvent, Organization, OrganizationId,
+    PublishableKey, Workspace, WorkspaceId,
+};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// How long an idempotency record answers repeats.
+pub const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Errors from storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique constraint was violated; the string names what collided (e.g. `workspace_name`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url: {0}")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Keyset page request: rows strictly older than `before` (ids are time-ordered v7), newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Maximum rows to return. Callers ask for one more than they show, to know whether a next page exists.
+    pub limit: i64,
+    /// Exclusive upper bound on the id (the last id of the previous page).
+    pub before: Option<Uuid>,
+}
+
+/// Everything Handoff stores. Every method on tenant data takes the organization id first and filters on it:
+/// a row of another organization is simply not found.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies pending migrations (forward-only).
+    async fn migrate(&self) -> Result<()>;
+
+    /// Ok when the database answers and every known migration is applied.
+    async fn ready(&self) -> Result<()>;
+
+    /// True when no organization exists yet (first start).
+    async fn is_empty(&self) -> Result<bool>;
+
+    /// Creates an organization with one workspace, its machine key and the workspace's publishable key,
+    /// in one transaction.
+    async fn create_tenant(
+        &self,
+        org: &Organization,
+        workspace: &Workspace,
+        machine_key: &MachineKey,
+        publishable_key: &PublishableKey,
+    ) -> Result<()>;
+
+    /// Looks a machine key up by its access key (the JWT `kid`).
+    async fn find_machine_key(&self, access_key: &str) -> Result<Option<MachineKey>>;
+
+    /// Looks an *active* publishable key up by its full `mesh_pub_…` string.
+    async fn find_publishable_key(&self, public_key: &str) -> Result<Option<PublishableKey>>;
+
+    /// Creates a workspace and its first publishable key. `Conflict("workspace_name")` when the
+    /// organization already has a workspace of that name (case-insensitive).
+    async fn create_workspace(&self, workspace: &Workspace, key: &PublishableKey) -> Result<()>;
+
+    /// The organization's workspaces, newest first.
+    async fn list_workspaces(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Vec<Workspace>>;
+
+    async fn get_workspace(
+        &self,
+        org: OrganizationId,
+        id: WorkspaceId,
+    ) -> Result<Option<Workspace>>;
+
+    /// Sets name and description (the caller has already resolved "omitted keeps"), bumps `updated_at`.
+    /// `None` when not found; `Conflict("workspace_name")` on a duplicate name.
+    async fn update_workspace(
+        &self,
+        org: OrganizationId,
+        id: WorkspaceId,
+        name: &str,
+        description: Option<&str>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<Option<Workspace>>;
+
+    /// The workspace's active publishable key.
+    async fn active_publishable_key(
+        &self,
+        org: OrganizationId,
+        workspace: WorkspaceId,
+    ) -> Result<Option<PublishableKey>>;
+
+    /// Deactivates the workspace's active key and stores `new` as the active one, in one transaction.
+    /// False (and nothing changed) when the workspace is not the organization's.
+    async fn rotate_publishable_key(
+        &self,
+        org: OrganizationId,
+        workspace: WorkspaceId,
+        new: &PublishableKey,
+    ) -> Result<bool>;
+
+    /// Commits a batch of events in **one transaction** (group commit): each event, its rule events and
+    /// its idempotency record. Outcomes come back in input order. Idempotency: a key already recorded
+    /// for the workspace within `IDEMPOTENCY_WINDOW` (measured from the new event's `created_at`) is a
+    /// `Replayed` (same hash) or `IdempotencyConflict` (other hash) and stores nothing; this also holds
+    /// when two batches race on one key (the loser waits for the winner's commit and replays it), and
+    /// when one batch carries the same key twice. An expired record is replaced.
+    async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<InsertOutcome>>;
+
+    async fn get_event(&self, org: OrganizationId, id: EventId) -> Result<Option<EventRecord>>;
+
+    /// Deletes idempotency records created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
+}

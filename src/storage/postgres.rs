@@ -1,0 +1,1 @@
+//! PostgreSQL implementation of `Store`.
