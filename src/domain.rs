@@ -215,3 +215,12 @@ pub enum InsertOutcome {
     /// The idempotency key was already used with a different body within 24 h: nothing stored.
     IdempotencyConflict,
 }
+
+/// The current time truncated to microseconds, the precision both databases keep, so a record
+/// read back equals the record written.
+pub fn now() -> DateTime<Utc> {
+    use chrono::DurationRound;
+    Utc::now()
+        .duration_trunc(chrono::TimeDelta::microseconds(1))
+        .expect("truncating to microseconds cannot overflow")
+}
