@@ -1,7 +1,17 @@
 //! Handoff: multi-tenant event routing to ActiveCampaign, speaking the Meshes v1 API.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ingest;
 pub mod rules;
 pub mod sandbox;
+pub mod shutdown;
 pub mod storage;
+pub mod telemetry;

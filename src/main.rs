@@ -1,1 +1,149 @@
-fn main() {}
+//! The `handoff` command: serve, migrate, admin, sandbox, bench.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use handoff::config::Config;
+use handoff::shutdown::Shutdown;
+use handoff::{admin, app, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "handoff",
+    version,
+    about = "Event routing to ActiveCampaign, speaking the Meshes v1 API"
+)]
+struct Cli {
+    /// A TOML file layered over config/default.toml.
+    #[arg(long, global = true, env = "HANDOFF_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (the default). On an empty database, first creates an organization and prints its keys.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Emulators for trying Handoff without third-party accounts.
+    Sandbox {
+        #[command(subcommand)]
+        which: SandboxCommand,
+    },
+    /// Load generators that print figures.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an organization with one workspace, a machine key and a publishable key, and print them.
+    Init {
+        /// Print one JSON object (organization_id, workspace_id, access_key, secret_key, publishable_key).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "Default organization")]
+        organization: String,
+        #[arg(long, default_value = "Default workspace")]
+        workspace: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// The ActiveCampaign API v3 emulator.
+    Activecampaign(handoff::sandbox::SandboxArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Single-event ingest throughput and latency against a running or in-process Handoff.
+    Ingest(handoff::bench::IngestBenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let load = || -> anyhow::Result<Config> {
+        let config = Config::load(cli.config.as_deref())?;
+        telemetry::init(&config.log.format, &config.log.level);
+        Ok(config)
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = load()?;
+            let store = app::open_store(&config).await?;
+            let master = app::master_key(&config)?;
+            if store.is_empty().await? {
+                let creds = admin::init_tenant(
+                    &*store,
+                    &master,
+                    "Default organization",
+                    "Default workspace",
+                )
+                .await?;
+                println!("{}", creds.to_text());
+            }
+            let application = app::Application::build(&config, store, master).await?;
+            println!("Handoff listening on http://{}", application.local_addr());
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            application.run_until_stopped(shutdown).await
+        }
+        Command::Migrate => {
+            let config = load()?;
+            let store = app::open_store(&config).await?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Init {
+                    json,
+                    organization,
+                    workspace,
+                },
+        } => {
+            let config = load()?;
+            let store = app::open_store(&config).await?;
+            let master = app::master_key(&config)?;
+            let creds = admin::init_tenant(&*store, &master, &organization, &workspace).await?;
+            if json {
+                println!("{}", creds.to_json());
+            } else {
+                println!("{}", creds.to_text());
+            }
+            Ok(())
+        }
+        Command::Sandbox {
+            which: SandboxCommand::Activecampaign(args),
+        } => {
+            telemetry::init("text", "info");
+            handoff::sandbox::run(args).await
+        }
+        Command::Bench {
+            which: BenchCommand::Ingest(args),
+        } => {
+            telemetry::init("text", "warn");
+            handoff::bench::ingest(args).await
+        }
+    }
+}

@@ -130,3 +130,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 }
+
+/// Pool options for `connect`.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+}
+
+/// TEMPORARY until the storage branch lands.
+pub async fn connect(url: &str, _options: ConnectOptions) -> Result<std::sync::Arc<dyn Store>> {
+    Err(StorageError::UnsupportedUrl(url.to_owned()))
+}

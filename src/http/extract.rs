@@ -1,0 +1,159 @@
+//! Our own JSON body and query extractors, so every malformed request gets our error shape
+//! (not axum's plain-text rejections) with the right status: 413, 415 or 400.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Largest body of `/events` and of any management request.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest body of `/events/bulk`.
+pub const MAX_BULK_BODY: usize = 5 * 1024 * 1024;
+
+/// A JSON body of at most `MAX` bytes, parsed into a `Value`, with its size in bytes.
+pub struct JsonBody<const MAX: usize>(pub Value, pub usize);
+
+/// A body that may be empty (retry, cancel, DELETE): `None` when empty, else JSON as `JsonBody`.
+pub struct OptionalJsonBody(pub Option<Value>);
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {} KiB", max / 1024),
+    )
+}
+
+fn is_json_content_type(parts_ct: Option<&header::HeaderValue>) -> bool {
+    let Some(ct) = parts_ct.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    axum::body::to_bytes(req.into_body(), max)
+        .await
+        .map_err(|e| {
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(s) = source {
+                if s.to_string().contains("length limit") {
+                    return too_large(max);
+                }
+                source = s.source();
+            }
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        })
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let message = if e.to_string().contains("recursion limit") {
+            "the JSON body is nested too deeply".to_owned()
+        } else {
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        };
+        ApiError::bad_request("malformed_json", message)
+    })
+}
+
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for JsonBody<MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = read_body(req, MAX).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                "the request body is empty",
+            ));
+        }
+        let len = bytes.len();
+        Ok(Self(parse_json(&bytes)?, len))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let has_ct = req.headers().contains_key(header::CONTENT_TYPE);
+        let json_ct = is_json_content_type(req.headers().get(header::CONTENT_TYPE));
+        let bytes = read_body(req, MAX_BODY).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        if has_ct && !json_ct {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        Ok(Self(Some(parse_json(&bytes)?)))
+    }
+}
+
+/// The query string as a map (last value wins). Never rejects: unknown parameters are ignored
+/// and each handler validates the ones it reads.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(Self(
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// A path id: a malformed one is simply not found (404), like an unknown one.
+pub fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}
+
+/// Reads an optional string field of a JSON object for validation.
+pub fn string_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, crate::error::FieldError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(crate::error::FieldError::new(name, "must be a string")),
+    }
+}

@@ -1,0 +1,52 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at `/api/v1/openapi.json`.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::{ingest, ops, workspaces};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Handoff API", description = "Meshes v1 compatible event routing. Items marked (+) go beyond Meshes."),
+    paths(
+        ingest::create_event, ingest::create_events_bulk,
+        workspaces::list_workspaces, workspaces::create_workspace, workspaces::get_workspace,
+        workspaces::update_workspace, workspaces::rotate_publishable_key,
+        ops::healthz, ops::readyz, openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "publishable_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Meshes-Publishable-Key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
