@@ -1,0 +1,185 @@
+//! `TestApp`: the real application on port 0 over a fresh database, with one organization ready.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use handoff::admin::{TenantCredentials, init_tenant};
+use handoff::app::Application;
+use handoff::auth::crypto::MasterKey;
+use handoff::auth::jwt::TokenSpec;
+use handoff::config::Config;
+use handoff::shutdown::Shutdown;
+use handoff::storage::Store;
+use handoff::storage::testing::TestDb;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub creds: TenantCredentials,
+    pub store: Arc<dyn Store>,
+    pub master: Arc<MasterKey>,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _db: TestDb,
+}
+
+/// Runs one test body against SQLite, and against PostgreSQL when `TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! app_tests {
+    ($( $(#[$meta:meta])* async fn $name:ident($app:ident : TestApp) $body:block )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn body($app: $crate::support::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let db = handoff::storage::testing::TestDb::sqlite().await;
+                    let app = $crate::support::TestApp::spawn(db, &[]).await;
+                    body(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(db) = handoff::storage::testing::TestDb::postgres().await else {
+                        eprintln!("skipped: no TEST_DATABASE_URL");
+                        return;
+                    };
+                    let app = $crate::support::TestApp::spawn(db, &[]).await;
+                    body(app).await;
+                }
+            }
+        )*
+    };
+}
+
+impl TestApp {
+    /// Starts the app on 127.0.0.1:0 over `db`, with extra `HANDOFF__…` settings.
+    pub async fn spawn(db: TestDb, env: &[(&str, &str)]) -> Self {
+        let mut vars: Vec<(String, String)> = vec![
+            ("HANDOFF__SERVER__BIND".into(), "127.0.0.1:0".into()),
+            ("HANDOFF__DATABASE__URL".into(), db.url.clone()),
+            ("HANDOFF__SERVER__SHUTDOWN_GRACE_SECONDS".into(), "2".into()),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::load_from(None, vars).expect("test config");
+        let (master, _) = MasterKey::generate();
+        let store = db.store.clone();
+        let creds = init_tenant(&*store, &master, "Northstar", "Onboarding")
+            .await
+            .expect("init tenant");
+        let app = Application::build(&config, store.clone(), master).await.expect("build app");
+        let addr = app.local_addr();
+        let master = app.state().master_key.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            creds,
+            store,
+            master,
+            shutdown,
+            task: Some(task),
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A fresh machine-key JWT for `creds`.
+    pub fn jwt_for(creds: &TenantCredentials) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let org = creds.organization_id.to_string();
+        TokenSpec::new(&creds.access_key, &org, now).sign(creds.secret_key.expose_secret().as_bytes())
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", Self::jwt_for(&self.creds))
+    }
+
+    pub fn basic_for(creds: &TenantCredentials) -> String {
+        let raw = format!("{}:{}", creds.access_key, creds.secret_key.expose_secret());
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+
+    /// Another organization in the same database.
+    pub async fn other_org(&self) -> TenantCredentials {
+        init_tenant(&*self.store, &self.master, "Rival", "Elsewhere").await.unwrap()
+    }
+
+    /// POSTs JSON with the publishable key.
+    pub async fn send_event(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .header("X-Meshes-Publishable-Key", &self.creds.publishable_key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A management GET with a fresh JWT.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("Authorization", self.bearer()).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("Authorization", self.bearer())
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .header("Authorization", self.bearer())
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server and waits for it, as SIGTERM would.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// The event every example uses.
+pub fn onboarding_event() -> Value {
+    serde_json::json!({"event": "page.completed", "resource": "onboarding_sequence", "resource_id": "workspace-setup",
+     "payload": {"user_id": "usr_5012", "email": "alex@northstar.io", "page_id": "page_connect-crm",
+                 "page_title": "Connect your CRM", "sequence_step": 3, "completed_at": "2026-03-21T15:06:00Z"}})
+}
+
+/// Asserts the one error shape and returns the body.
+pub async fn error_body(resp: reqwest::Response, status: u16) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let body: Value = resp.json().await.expect("a JSON error body");
+    assert!(body["message"].is_string(), "{body}");
+    assert!(body["error"]["name"].is_string(), "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(body["error"]["data"].is_array(), "{body}");
+    body
+}
