@@ -1,6 +1,8 @@
 //! Storage: the one place with SQL. A `Store` trait with a PostgreSQL and an embedded SQLite
 //! implementation, both held to the same conformance tests (`tests/storage`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -10,8 +12,11 @@ use crate::domain::{
     PublishableKey, Workspace, WorkspaceId,
 };
 
+mod batch;
 pub mod postgres;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 /// How long an idempotency record answers repeats.
 pub const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -28,9 +33,47 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url: {0}")]
     UnsupportedUrl(String),
+    /// The database answers but some known migrations are not applied (`ready()`).
+    #[error("database is not migrated: {0} migration(s) pending")]
+    NotMigrated(usize),
+    /// Preparing the database location failed (e.g. creating the SQLite file's directory).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Pool settings for [`connect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Upper bound on pooled connections (on SQLite: the read pool; writes always use one connection).
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+        }
+    }
+}
+
+/// Opens the store a URL names: `postgres://…` / `postgresql://…` → PostgreSQL; `sqlite:path` or
+/// `sqlite://path` → SQLite (the file and its directory are created when missing). Anything else is
+/// `UnsupportedUrl`. Does not migrate: callers call [`Store::migrate`].
+pub async fn connect(url: &str, options: ConnectOptions) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(url, options).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
+    } else {
+        // Only the scheme: the rest may hold a password.
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StorageError::UnsupportedUrl(format!("{scheme}:…")))
+    }
+}
 
 /// Keyset page request: rows strictly older than `before` (ids are time-ordered v7), newest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,13 +174,10 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
-/// Pool options for `connect`.
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    pub max_connections: u32,
-}
-
-/// TEMPORARY until the storage branch lands.
-pub async fn connect(url: &str, _options: ConnectOptions) -> Result<std::sync::Arc<dyn Store>> {
-    Err(StorageError::UnsupportedUrl(url.to_owned()))
+/// Reads a stored status; an unknown value is a decode error, not a panic.
+pub(crate) fn decode_status(
+    value: &str,
+) -> std::result::Result<crate::domain::DeliveryStatus, sqlx::Error> {
+    crate::domain::DeliveryStatus::parse(value)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown delivery status {value:?}").into()))
 }

@@ -1,0 +1,9 @@
+//! Storage conformance tests: every body runs against SQLite and, when `TEST_DATABASE_URL` names a
+//! server, PostgreSQL (`backend_tests!`), so both backends keep one contract.
+
+mod connect;
+mod events;
+mod idempotency;
+mod support;
+mod tenants;
+mod workspaces;

@@ -1,0 +1,84 @@
+//! Builders for events and raw SQL helpers for asserting on rows the `Store` does not expose.
+
+use handoff::domain::{
+    ConnectionId, DeliveryStatus, IdempotencyClaim, NewEvent, NewRuleEvent, RuleEventId, RuleId,
+    Workspace, now,
+};
+use handoff::storage::testing::TestDb;
+use uuid::Uuid;
+
+/// A `page.completed` event for `workspace` that fans out to `rules` deliveries.
+pub fn event(workspace: &Workspace, rules: usize) -> NewEvent {
+    NewEvent {
+        id: handoff::domain::EventId::new_v7(),
+        organization_id: workspace.organization_id,
+        workspace_id: workspace.id,
+        event: "page.completed".into(),
+        resource: "onboarding_sequence".into(),
+        resource_id: Some("workspace-setup".into()),
+        payload: serde_json::json!({"email": "alex@northstar.io", "first_name": "Alex", "step": 3}),
+        contact_email: Some("alex@northstar.io".into()),
+        created_by: "publishable_key".into(),
+        created_at: now(),
+        status: if rules == 0 {
+            DeliveryStatus::Completed
+        } else {
+            DeliveryStatus::Pending
+        },
+        rule_events: (0..rules)
+            .map(|_| NewRuleEvent {
+                id: RuleEventId::new_v7(),
+                rule_id: RuleId::new_v7(),
+                connection_id: ConnectionId::new_v7(),
+                integration_type: "activecampaign".into(),
+            })
+            .collect(),
+        idempotency: None,
+    }
+}
+
+/// `event` carrying an `Idempotency-Key` claim.
+pub fn keyed(mut event: NewEvent, key: &str, request_hash: &str) -> NewEvent {
+    event.idempotency = Some(IdempotencyClaim {
+        key: key.into(),
+        request_hash: request_hash.into(),
+    });
+    event
+}
+
+/// Runs a query returning one integer; `{id}` in `sql` is replaced by a UUID literal of the
+/// backend's representation.
+pub async fn scalar(db: &TestDb, sql: &str, id: Uuid) -> i64 {
+    match db.store.backend() {
+        "postgres" => {
+            let sql = sql.replace("{id}", &format!("'{id}'::uuid"));
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let value: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            value
+        }
+        _ => {
+            let sql = sql.replace("{id}", &format!("x'{}'", id.simple()));
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let value: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            value
+        }
+    }
+}
+
+/// Runs a statement, spelled per backend.
+pub async fn execute(db: &TestDb, postgres: &str, sqlite: &str) {
+    match db.store.backend() {
+        "postgres" => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(postgres).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(sqlite).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
