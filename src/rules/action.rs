@@ -10,7 +10,7 @@ use super::FieldError;
 use super::matching::EventView;
 use super::template::{Template, TemplateError};
 
-/// Longest `metadata.id` accepted.
+/// Longest `metadata.id` accepted, in characters (ActiveCampaign ids are short decimal strings).
 pub const MAX_ID_LEN: usize = 64;
 
 /// The action names, in the order error messages list them (the integration's actions).
@@ -148,7 +148,7 @@ fn parse_id(v: &Value) -> Result<String, String> {
         Value::Number(n) if n.as_u64().is_some() => n.to_string(),
         _ => return Err("must be a string or a non-negative integer".into()),
     };
-    if id.len() > MAX_ID_LEN {
+    if id.chars().count() > MAX_ID_LEN {
         return Err(format!("must be at most {MAX_ID_LEN} characters"));
     }
     Ok(id)

@@ -19,7 +19,7 @@
 //! |---|---|
 //! | `eq` | the field is present and equal (typed) to `value` |
 //! | `ne` | **not `eq`**: also when the field is missing, null or of another type |
-//! | `in` | the field equals (typed) any element of `value`, a non-empty array |
+//! | `in` | the field equals (typed) any element of `value`, a non-empty array (an array field is never "in"; use `contains`) |
 //! | `exists` | `value: true` (the default): the field is present and not null; `value: false`: the opposite |
 //! | `gt` `gte` `lt` `lte` | field and `value` are both numbers or both strings, and ordered so |
 //! | `contains` | a string field contains the string `value`, or an array field has an element equal to `value` |
@@ -47,6 +47,7 @@ pub const MAX_IN_VALUES: usize = 1000;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Literal {
     String(String),
+    /// Kept as sent, so `2.5` and `18446744073709551615` serialize back unchanged.
     Number(Number),
     Bool(bool),
 }
@@ -127,7 +128,9 @@ impl Op {
 /// always written out, `true` when the client left it to the default).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Condition {
+    /// Where the compared value is found.
     pub path: Path,
+    /// The operator and its value.
     pub op: Op,
 }
 

@@ -25,7 +25,9 @@ pub struct EventView<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompiledRule {
     pub id: RuleId,
+    /// The workspace whose events the rule sees.
     pub workspace_id: WorkspaceId,
+    /// The connection the action runs on.
     pub connection_id: ConnectionId,
     /// The event name the rule listens to; compared exactly (case-sensitive).
     pub event: String,
@@ -35,7 +37,9 @@ pub struct CompiledRule {
     pub resource_id: Option<String>,
     /// All must hold.
     pub conditions: Vec<Condition>,
+    /// What to do on the connection when the rule matches.
     pub action: Action,
+    /// Inactive rules are kept but never matched by [`matching()`].
     pub active: bool,
 }
 
@@ -43,7 +47,7 @@ impl CompiledRule {
     /// Whether the event matches the rule's event name, resource, resource id and every condition.
     ///
     /// `active` is deliberately not checked here, so that a test send can ask whether an inactive
-    /// rule would match; [`matching`] is the one that skips inactive rules. Nor is the workspace: the
+    /// rule would match; [`matching()`] is the one that skips inactive rules. Nor is the workspace: the
     /// caller passes the rules of the event's workspace.
     pub fn matches(&self, ev: &EventView<'_>) -> bool {
         self.event == ev.event

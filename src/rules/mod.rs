@@ -3,14 +3,14 @@
 //! A rule is saved once and matched against every event of its workspace, so everything a client
 //! sends is parsed and checked when the rule is saved ([`parse_conditions`], [`parse_metadata`], both
 //! collecting every problem as a [`FieldError`] naming the field as sent), and matching an event
-//! ([`CompiledRule::matches`], [`matching`]) does no parsing and cannot fail. Only rendering a name
+//! ([`CompiledRule::matches`], [`matching()`]) does no parsing and cannot fail. Only rendering a name
 //! template can fail per event ([`TemplateError`]), and the delivery records that as a mapping error.
 //!
 //! - [`path`]: dotted paths into an event (`payload.items.0.sku`);
 //! - [`condition`]: the operators and their typed semantics;
 //! - [`template`]: `{{ path }}` name templates;
 //! - [`action`]: `metadata` (action and target);
-//! - [`matching`]: compiled rules and the per-event match.
+//! - [`matching`](mod@matching): compiled rules and the per-event match.
 
 pub mod action;
 pub mod condition;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::matching::EventView;
 
-/// Longest path accepted, in bytes. Paths are stored with the rule and shown back to the client,
+/// Longest path accepted, in characters. Paths are stored with the rule and shown back to the client,
 /// so an unbounded one is only a way to bloat rows.
 pub const MAX_PATH_LEN: usize = 512;
 
@@ -102,7 +102,7 @@ impl Path {
         if source.is_empty() {
             return Err(PathError::Empty);
         }
-        if source.len() > MAX_PATH_LEN {
+        if source.chars().count() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
         }
         let mut parts = source.split('.');

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::matching::EventView;
 use super::path::{Found, Path, PathError};
 
-/// Longest template accepted, in bytes.
+/// Longest template accepted, in characters.
 pub const MAX_TEMPLATE_LEN: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl Template {
         if source.trim().is_empty() {
             return Err(TemplateParseError::Blank);
         }
-        if source.len() > MAX_TEMPLATE_LEN {
+        if source.chars().count() > MAX_TEMPLATE_LEN {
             return Err(TemplateParseError::TooLong);
         }
         let mut parts = Vec::new();

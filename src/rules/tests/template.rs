@@ -215,3 +215,11 @@ fn template_errors_name_the_path_in_their_message() {
         assert_eq!(err.to_string(), msg);
     }
 }
+
+#[test]
+fn length_limits_count_characters_not_bytes() {
+    let at_limit = "é".repeat(MAX_TEMPLATE_LEN);
+    assert!(Template::parse(&at_limit).is_ok());
+    let over = "é".repeat(MAX_TEMPLATE_LEN + 1);
+    assert_eq!(Template::parse(&over), Err(TemplateParseError::TooLong));
+}
