@@ -42,27 +42,40 @@ fn is_json_content_type(parts_ct: Option<&header::HeaderValue>) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
+/// Reads at most `max` bytes. A body over the limit is still drained (up to twice the limit) before
+/// the 413 goes out: a client that is still writing would otherwise see a broken pipe, not our answer.
 async fn read_body(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let drain_cap = max.saturating_mul(2);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    if declared.is_some_and(|n| n > drain_cap as u64) {
         return Err(too_large(max));
     }
-    axum::body::to_bytes(req.into_body(), max)
-        .await
-        .map_err(|e| {
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(s) = source {
-                if s.to_string().contains("length limit") {
-                    return too_large(max);
-                }
-                source = s.source();
-            }
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(max));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
             ApiError::bad_request("unreadable_body", "the request body could not be read")
-        })
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > drain_cap {
+                break;
+            }
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > max {
+        return Err(too_large(max));
+    }
+    Ok(buf.into())
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {

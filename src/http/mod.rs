@@ -146,13 +146,20 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("idempotency-key"),
         ])
         .max_age(std::time::Duration::from_secs(86_400));
-    let ingest = ingest_routes().router.layer(cors);
+    // The 405 fallback goes in before the CORS layer, or it would replace the layered fallback
+    // that answers preflights (OPTIONS) on POST-only routes.
+    let ingest = ingest_routes()
+        .router
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors);
+    let rest = management_routes()
+        .router
+        .merge(ops_routes().router)
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .merge(ingest)
-        .merge(management_routes().router)
-        .merge(ops_routes().router)
+        .merge(rest)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal(&"a handler panicked").into_response()

@@ -8,9 +8,12 @@ use crate::app_tests;
 use crate::support::{TestApp, error_body};
 
 async fn with_token(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client.get(app.url("/api/v1/workspaces"))
+    app.client
+        .get(app.url("/api/v1/workspaces"))
         .header("Authorization", format!("Bearer {token}"))
-        .send().await.unwrap()
+        .send()
+        .await
+        .unwrap()
 }
 
 app_tests! {

@@ -6,10 +6,14 @@ use crate::app_tests;
 use crate::support::{TestApp, error_body, onboarding_event};
 
 async fn raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    app.client.post(app.url(path))
+    app.client
+        .post(app.url(path))
         .header("X-Meshes-Publishable-Key", &app.creds.publishable_key)
         .header("Content-Type", content_type)
-        .body(body).send().await.unwrap()
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 app_tests! {

@@ -6,9 +6,13 @@ use crate::app_tests;
 use crate::support::{TestApp, error_body, onboarding_event};
 
 async fn bulk(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.client.post(app.url("/api/v1/events/bulk"))
+    app.client
+        .post(app.url("/api/v1/events/bulk"))
         .header("X-Meshes-Publishable-Key", &app.creds.publishable_key)
-        .json(body).send().await.unwrap()
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 app_tests! {

@@ -164,25 +164,41 @@ mod sqlite_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_key_over_its_rate_gets_429_with_retry_after() {
-        let app = TestApp::spawn(TestDb::sqlite().await, &[("HANDOFF__INGEST__RATE_LIMIT_PER_SECOND", "3")]).await;
+        let app = TestApp::spawn(
+            TestDb::sqlite().await,
+            &[("HANDOFF__INGEST__RATE_LIMIT_PER_SECOND", "3")],
+        )
+        .await;
         let mut statuses = Vec::new();
         let mut retry_after = None;
         for _ in 0..6 {
             let resp = app.send_event(&onboarding_event()).await;
             statuses.push(resp.status().as_u16());
             if resp.status() == 429 {
-                retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
                 let body = error_body(resp, 429).await;
                 assert_eq!(body["error"]["code"], "rate_limited");
             }
         }
-        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            3,
+            "{statuses:?}"
+        );
         assert!(statuses.contains(&429));
         assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
         // A bulk call counts each of its events.
-        let bulk = app.client.post(app.url("/api/v1/events/bulk"))
+        let bulk = app
+            .client
+            .post(app.url("/api/v1/events/bulk"))
             .header("X-Meshes-Publishable-Key", &app.creds.publishable_key)
-            .json(&vec![onboarding_event(); 10]).send().await.unwrap();
+            .json(&vec![onboarding_event(); 10])
+            .send()
+            .await
+            .unwrap();
         error_body(bulk, 429).await;
     }
 
@@ -191,7 +207,11 @@ mod sqlite_only {
         let app = TestApp::spawn(TestDb::sqlite().await, &[]).await;
         let resp = app.send_event(&onboarding_event()).await;
         assert_eq!(resp.status(), 201);
-        let id: uuid::Uuid = resp.json::<Value>().await.unwrap()["event"]["id"].as_str().unwrap().parse().unwrap();
+        let id: uuid::Uuid = resp.json::<Value>().await.unwrap()["event"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let store = app.store.clone();
         let org = app.creds.organization_id;
         app.stop().await;

@@ -3,7 +3,6 @@
 use serde_json::Value;
 
 use crate::app_tests;
-use crate::support::TestApp;
 
 app_tests! {
     async fn every_routed_endpoint_is_in_the_openapi_document(app: TestApp) {

@@ -72,7 +72,9 @@ impl TestApp {
         let creds = init_tenant(&*store, &master, "Northstar", "Onboarding")
             .await
             .expect("init tenant");
-        let app = Application::build(&config, store.clone(), master).await.expect("build app");
+        let app = Application::build(&config, store.clone(), master)
+            .await
+            .expect("build app");
         let addr = app.local_addr();
         let master = app.state().master_key.clone();
         let shutdown = Shutdown::new();
@@ -97,7 +99,8 @@ impl TestApp {
     pub fn jwt_for(creds: &TenantCredentials) -> String {
         let now = chrono::Utc::now().timestamp();
         let org = creds.organization_id.to_string();
-        TokenSpec::new(&creds.access_key, &org, now).sign(creds.secret_key.expose_secret().as_bytes())
+        TokenSpec::new(&creds.access_key, &org, now)
+            .sign(creds.secret_key.expose_secret().as_bytes())
     }
 
     pub fn bearer(&self) -> String {
@@ -106,12 +109,17 @@ impl TestApp {
 
     pub fn basic_for(creds: &TenantCredentials) -> String {
         let raw = format!("{}:{}", creds.access_key, creds.secret_key.expose_secret());
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 
     /// Another organization in the same database.
     pub async fn other_org(&self) -> TenantCredentials {
-        init_tenant(&*self.store, &self.master, "Rival", "Elsewhere").await.unwrap()
+        init_tenant(&*self.store, &self.master, "Rival", "Elsewhere")
+            .await
+            .unwrap()
     }
 
     /// POSTs JSON with the publishable key.
@@ -127,7 +135,12 @@ impl TestApp {
 
     /// A management GET with a fresh JWT.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).header("Authorization", self.bearer()).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .header("Authorization", self.bearer())
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::app_tests;
-use crate::support::{TestApp, error_body, onboarding_event};
+use crate::support::{error_body, onboarding_event};
 
 app_tests! {
     async fn a_created_workspace_is_wrapped_and_readable_with_its_key(app: TestApp) {
