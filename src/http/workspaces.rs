@@ -86,6 +86,12 @@ fn check_name(name: &str) -> Result<(), FieldError> {
 }
 
 fn check_description(d: &str) -> Result<(), FieldError> {
+    if d.contains('\0') {
+        return Err(FieldError::new(
+            "description",
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
     if d.chars().count() > 1024 {
         return Err(FieldError::new(
             "description",

@@ -62,6 +62,13 @@ pub fn validate_event(
             "is nested deeper than 32 levels",
         )]);
     }
+    if has_nul(item) {
+        // PostgreSQL cannot store U+0000 in text or jsonb; refuse it on both backends alike.
+        return Err(vec![FieldError::new(
+            field("event"),
+            "must not contain the NUL character (U+0000)",
+        )]);
+    }
 
     let mut errors = Vec::new();
     let event = match obj.get("event") {
@@ -252,6 +259,25 @@ pub fn depth(v: &Value) -> usize {
     max
 }
 
+/// True when any key or string in `v` contains U+0000.
+fn has_nul(v: &Value) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(a) => stack.extend(a),
+            Value::Object(o) => {
+                if o.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A canonical form of an event (object keys sorted) so an idempotent repeat with reordered keys
 /// or other whitespace still counts as the same body.
 pub fn canonical_hash(v: &Value) -> String {
@@ -379,6 +405,8 @@ mod tests {
                 "workspace must be a workspace id (UUID)",
             ),
             (json!(["x"]), "body must be a JSON object"),
+            (json!({"event": "x", "payload": {"a": "nul\u{0}"}}), "event must not contain the NUL character (U+0000)"),
+            (json!({"event": "x", "payload": {"k\u{0}": 1}}), "event must not contain the NUL character (U+0000)"),
         ];
         for (input, want) in cases {
             let got = errors(input.clone());

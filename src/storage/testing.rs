@@ -50,6 +50,13 @@ impl TestDb {
             .or_else(|_| std::env::var("DATABASE_URL"))
             .ok()
             .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))?;
+        Some(Self::postgres_on(&admin_url).await)
+    }
+
+    /// A new, migrated database `handoff_test_<uuid>` on the server `admin_url` points at, dropped on
+    /// `Drop`. Benchmarks use it for a clean database per run.
+    pub async fn postgres_on(admin_url: &str) -> TestDb {
+        let admin_url = admin_url.to_owned();
         let database = format!("handoff_test_{}", Uuid::new_v4().simple());
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -68,14 +75,14 @@ impl TestDb {
             .await
             .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
-        Some(TestDb {
+        TestDb {
             url,
             store,
             cleanup: Cleanup::Postgres {
                 admin_url,
                 database,
             },
-        })
+        }
     }
 }
 

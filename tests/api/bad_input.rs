@@ -28,6 +28,7 @@ app_tests! {
             ("10,000 levels deep in payload", "application/json", format!("{{\"event\":\"x\",\"payload\":{{\"a\":{}1{}}}}}", "{\"b\":".repeat(10_000), "}".repeat(10_000)).into_bytes(), 400),
             ("not UTF-8", "application/json", b"{\"event\": \"\xff\xfe\", \"payload\": {\"a\": 1}}".to_vec(), 400),
             ("10,000-character event name", "application/json", serde_json::to_vec(&json!({"event": "e".repeat(10_000), "payload": {"a": 1}})).unwrap(), 400),
+            ("a NUL character", "application/json", br#"{"event":"x","payload":{"a":"\u0000"}}"#.to_vec(), 400),
             ("payload nested 40 levels", "application/json", format!("{{\"event\":\"x\",\"payload\":{}1{}}}", "{\"b\":".repeat(40), "}".repeat(40)).into_bytes(), 400),
         ];
         for (what, ct, body, status) in cases {

@@ -31,6 +31,7 @@ app_tests! {
             (json!({"name": "bad/name"}), "name"),
             (json!({"name": 42}), "name"),
             (json!({"name": "Fine name", "description": "d".repeat(1025)}), "description"),
+            (json!({"name": "Fine name", "description": "nul \u{0} here"}), "description"),
         ];
         for (input, param) in cases {
             let body = error_body(app.post("/api/v1/workspaces", &input).await, 400).await;
