@@ -224,3 +224,77 @@ pub fn now() -> DateTime<Utc> {
         .duration_trunc(chrono::TimeDelta::microseconds(1))
         .expect("truncating to microseconds cannot overflow")
 }
+
+/// A destination connection: an account plus its (sealed) credentials, owned by one workspace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    /// `activecampaign`.
+    pub integration_type: String,
+    pub name: String,
+    /// The account URL (the client appends `/api/3`).
+    pub api_url: String,
+    /// The API key sealed with the master key (context `connection:<id>`). Never returned or logged.
+    pub api_key_ciphertext: Vec<u8>,
+    /// `metadata.rate_limit_per_second`; `None` means the default (5).
+    pub rate_limit_per_second: Option<u32>,
+    pub hidden: bool,
+    pub active: bool,
+    /// `authentication_invalid` after the destination rejected the key, else `None`.
+    pub inactive_reason: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A rule: when an event matches, perform `metadata.action` through `connection_id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub id: RuleId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub connection_id: ConnectionId,
+    /// The connection's integration type, copied at save time (`activecampaign`).
+    pub integration_type: String,
+    pub event: String,
+    pub resource: Option<String>,
+    pub resource_id: Option<String>,
+    /// The validated metadata JSON (`{"action": "add_tag", "tag": "…"}`), as the API returns it.
+    pub metadata: serde_json::Value,
+    /// The validated conditions JSON array (`[]` when none).
+    pub conditions: serde_json::Value,
+    pub active: bool,
+    pub hidden: bool,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Equality filters for listing rules; `None` means any.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleFilter {
+    pub workspace: Option<WorkspaceId>,
+    pub event: Option<String>,
+    pub resource: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// What deleting a connection did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionDeletion {
+    NotFound,
+    /// Rules still use it and `force` was not given: nothing deleted.
+    InUse { rules: i64 },
+    /// Deleted, with this many rules (only with `force`).
+    Deleted { rules_deleted: i64 },
+}
+
+/// A change that makes cached rules of a workspace stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleChange {
+    Workspace(WorkspaceId),
+    /// Notifications may have been missed (listener reconnected): drop every cached workspace.
+    All,
+}
