@@ -78,8 +78,13 @@ where
     let deadline = started + max;
     let mut tasks = Vec::new();
     for _ in 0..connections.max(1) {
-        let (make, next, ok, errors, hist) =
-            (make.clone(), next.clone(), ok.clone(), errors.clone(), hist.clone());
+        let (make, next, ok, errors, hist) = (
+            make.clone(),
+            next.clone(),
+            ok.clone(),
+            errors.clone(),
+            hist.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             loop {
@@ -133,7 +138,10 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
         [
             ("HANDOFF__SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("HANDOFF__DATABASE__URL".to_owned(), db.url.clone()),
-            ("HANDOFF__INGEST__RATE_LIMIT_PER_SECOND".to_owned(), "0".to_owned()),
+            (
+                "HANDOFF__INGEST__RATE_LIMIT_PER_SECOND".to_owned(),
+                "0".to_owned(),
+            ),
         ],
     )?;
     let (master, _) = MasterKey::generate();
@@ -160,7 +168,13 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
             .json(&body)
     };
     // Warm up connections and caches before measuring.
-    let _ = closed_loop(args.connections, args.connections as u64 * 4, Duration::from_secs(10), make.clone()).await;
+    let _ = closed_loop(
+        args.connections,
+        args.connections as u64 * 4,
+        Duration::from_secs(10),
+        make.clone(),
+    )
+    .await;
     let figures = closed_loop(
         args.connections,
         args.requests,

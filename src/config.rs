@@ -17,6 +17,16 @@ pub struct Config {
     pub security: SecurityConfig,
     pub ingest: IngestConfig,
     pub log: LogConfig,
+    pub destinations: DestinationsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationsConfig {
+    pub allow_private_networks: bool,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub interactive_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -286,9 +286,13 @@ pub struct RuleFilter {
 pub enum ConnectionDeletion {
     NotFound,
     /// Rules still use it and `force` was not given: nothing deleted.
-    InUse { rules: i64 },
+    InUse {
+        rules: i64,
+    },
     /// Deleted, with this many rules (only with `force`).
-    Deleted { rules_deleted: i64 },
+    Deleted {
+        rules_deleted: i64,
+    },
 }
 
 /// A change that makes cached rules of a workspace stale.
@@ -297,4 +301,22 @@ pub enum RuleChange {
     Workspace(WorkspaceId),
     /// Notifications may have been missed (listener reconnected): drop every cached workspace.
     All,
+}
+
+/// One problem with a client's field, as `error.data[]` carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field as the client sent it (`payload`, `[3].event`, `conditions[1].op`, `metadata.tag`).
+    pub param: String,
+    /// What is wrong, as a phrase that follows the field name (`"is required"`).
+    pub msg: String,
+}
+
+impl FieldError {
+    pub fn new(param: impl Into<String>, msg: impl Into<String>) -> Self {
+        Self {
+            param: param.into(),
+            msg: msg.into(),
+        }
+    }
 }

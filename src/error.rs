@@ -4,22 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// One per-field problem, as `error.data[]` carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The field as the client sent it (`payload`, `resource_id`, `[3].event`, `metadata.tag`).
-    pub param: String,
-    pub msg: String,
-}
-
-impl FieldError {
-    pub fn new(param: impl Into<String>, msg: impl Into<String>) -> Self {
-        Self {
-            param: param.into(),
-            msg: msg.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// An error answered to a client: status, stable machine code, human message, field problems.
 #[derive(Clone, Debug)]

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod destinations;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -405,8 +405,14 @@ mod tests {
                 "workspace must be a workspace id (UUID)",
             ),
             (json!(["x"]), "body must be a JSON object"),
-            (json!({"event": "x", "payload": {"a": "nul\u{0}"}}), "event must not contain the NUL character (U+0000)"),
-            (json!({"event": "x", "payload": {"k\u{0}": 1}}), "event must not contain the NUL character (U+0000)"),
+            (
+                json!({"event": "x", "payload": {"a": "nul\u{0}"}}),
+                "event must not contain the NUL character (U+0000)",
+            ),
+            (
+                json!({"event": "x", "payload": {"k\u{0}": 1}}),
+                "event must not contain the NUL character (U+0000)",
+            ),
         ];
         for (input, want) in cases {
             let got = errors(input.clone());

@@ -21,29 +21,11 @@ pub mod template;
 #[cfg(test)]
 mod tests;
 
-use serde::Serialize;
-
 pub use action::{Action, ResolvedTarget, Target, parse_metadata};
 pub use condition::{Condition, Literal, Op, parse_conditions};
 pub use matching::{CompiledRule, EventView, matching};
 pub use path::{Found, Path, PathError};
 pub use template::{Template, TemplateError, TemplateParseError};
 
-/// One problem with a client's field, in the shape of the API's `error.data` items.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field as the client sent it, e.g. `conditions[1].op` or `metadata.tag`.
-    pub param: String,
-    /// What is wrong, as a phrase that follows the field name (`"is required"`).
-    pub msg: String,
-}
-
-impl FieldError {
-    /// A problem with `param`.
-    pub fn new(param: impl Into<String>, msg: impl Into<String>) -> Self {
-        FieldError {
-            param: param.into(),
-            msg: msg.into(),
-        }
-    }
-}
+/// One problem with a client's field (shared with the HTTP edge's error shape).
+pub use crate::domain::FieldError;
