@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    EventId, EventRecord, InsertOutcome, MachineKey, NewEvent, Organization, OrganizationId,
-    PublishableKey, Workspace, WorkspaceId,
+    Connection, ConnectionDeletion, ConnectionId, EventId, EventRecord, InsertOutcome, MachineKey,
+    NewEvent, Organization, OrganizationId, PublishableKey, Rule, RuleChange, RuleFilter, RuleId,
+    Workspace, WorkspaceId,
 };
 
 mod batch;
+mod changes;
 pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]
@@ -27,6 +29,10 @@ pub enum StorageError {
     /// A unique constraint was violated; the string names what collided (e.g. `workspace_name`).
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// A row the write refers to does not exist for the tenant; the string names it: `workspace`
+    /// for a connection, `connection` for a rule whose connection is not in the rule's workspace.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -172,6 +178,89 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    // Connections and rules. Every write below announces `RuleChange::Workspace` of the affected
+    // workspace on the change feed once it has committed (and only when it changed something).
+
+    /// Stores a new connection. `NotFound("workspace")` when its workspace is not its organization's.
+    async fn create_connection(&self, connection: &Connection) -> Result<()>;
+
+    async fn get_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Connection>>;
+
+    /// The organization's connections (or one workspace's), newest first.
+    async fn list_connections(
+        &self,
+        org: OrganizationId,
+        workspace: Option<WorkspaceId>,
+        page: PageRequest,
+    ) -> Result<Vec<Connection>>;
+
+    /// Replaces name, api_url, api_key_ciphertext, rate_limit_per_second, hidden, active,
+    /// inactive_reason and updated_at of the connection `connection.id`; the other fields stay.
+    /// `None` when the organization has no such connection.
+    async fn update_connection(
+        &self,
+        org: OrganizationId,
+        connection: &Connection,
+    ) -> Result<Option<Connection>>;
+
+    /// Deletes a connection. While rules use it, only with `force`, which deletes those rules in
+    /// the same transaction; without it the answer is `InUse` and nothing changes.
+    async fn delete_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        force: bool,
+    ) -> Result<ConnectionDeletion>;
+
+    /// Marks a connection active or inactive (the delivery engine, after the destination rejected
+    /// or accepted its key). False when the organization has no such connection.
+    async fn set_connection_active(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        active: bool,
+        inactive_reason: Option<&str>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Stores a new rule. `NotFound("connection")` when its connection is not in its workspace
+    /// (or the workspace is not its organization's).
+    async fn create_rule(&self, rule: &Rule) -> Result<()>;
+
+    async fn get_rule(&self, org: OrganizationId, id: RuleId) -> Result<Option<Rule>>;
+
+    /// The organization's rules matching every filter that is set, newest first.
+    async fn list_rules(
+        &self,
+        org: OrganizationId,
+        filter: &RuleFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Rule>>;
+
+    /// Replaces connection_id, integration_type, event, resource, resource_id, metadata,
+    /// conditions, active, hidden and updated_at of the rule `rule.id`. `None` when the
+    /// organization has no such rule; `NotFound("connection")` when the new connection is not in
+    /// the rule's workspace.
+    async fn update_rule(&self, org: OrganizationId, rule: &Rule) -> Result<Option<Rule>>;
+
+    /// Deletes a rule and returns it as it was. Its delivery history stays.
+    async fn delete_rule(&self, org: OrganizationId, id: RuleId) -> Result<Option<Rule>>;
+
+    /// Every rule of a workspace, active or not, oldest first: what the rule cache loads.
+    async fn workspace_rules(&self, workspace: WorkspaceId) -> Result<Vec<Rule>>;
+
+    /// Subscribes to the change feed: `RuleChange::Workspace(w)` after any committed write to
+    /// `w`'s rules or connections through any store on the same database (on PostgreSQL: any
+    /// node), and `RuleChange::All` when changes may have been missed (the listener reconnected, or
+    /// this receiver fell behind). Changes committed after this returns are announced. The feed
+    /// ends (`recv()` gives `None`) when this store is dropped; dropping the receiver stops its
+    /// background task.
+    async fn rule_changes(&self) -> Result<tokio::sync::mpsc::Receiver<RuleChange>>;
 }
 
 /// Reads a stored status; an unknown value is a decode error, not a panic.

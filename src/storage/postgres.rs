@@ -10,12 +10,16 @@ use uuid::Uuid;
 
 use super::batch::{self, Claim, ClaimResult};
 use super::{
-    ConnectOptions, IDEMPOTENCY_WINDOW, PageRequest, Result, StorageError, Store, decode_status,
+    ConnectOptions, IDEMPOTENCY_WINDOW, PageRequest, Result, StorageError, Store, changes,
+    decode_status,
 };
 use crate::domain::{
-    EventId, EventRecord, InsertOutcome, MachineKey, NewEvent, Organization, OrganizationId,
-    PublishableKey, Workspace, WorkspaceId,
+    Connection, ConnectionDeletion, ConnectionId, EventId, EventRecord, InsertOutcome, MachineKey,
+    NewEvent, Organization, OrganizationId, PublishableKey, Rule, RuleChange, RuleFilter, RuleId,
+    Workspace, WorkspaceId,
 };
+
+mod rules;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -31,6 +35,8 @@ const EVENT_COLUMNS: &str = "e.id, e.organization_id, e.workspace_id, e.event, e
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Ends the change feeds this store started when its last clone is dropped.
+    alive: changes::Alive,
 }
 
 impl PostgresStore {
@@ -40,7 +46,10 @@ impl PostgresStore {
             .max_connections(options.max_connections.max(1))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            alive: changes::alive(),
+        })
     }
 
     /// The underlying pool, for code that composes its own statements in `storage`.
@@ -666,5 +675,89 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn create_connection(&self, connection: &Connection) -> Result<()> {
+        self.insert_connection(connection).await
+    }
+
+    async fn get_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Connection>> {
+        self.select_connection(org, id).await
+    }
+
+    async fn list_connections(
+        &self,
+        org: OrganizationId,
+        workspace: Option<WorkspaceId>,
+        page: PageRequest,
+    ) -> Result<Vec<Connection>> {
+        self.select_connections(org, workspace, page).await
+    }
+
+    async fn update_connection(
+        &self,
+        org: OrganizationId,
+        connection: &Connection,
+    ) -> Result<Option<Connection>> {
+        self.replace_connection(org, connection).await
+    }
+
+    async fn delete_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        force: bool,
+    ) -> Result<ConnectionDeletion> {
+        self.remove_connection(org, id, force).await
+    }
+
+    async fn set_connection_active(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        active: bool,
+        inactive_reason: Option<&str>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.mark_connection(org, id, active, inactive_reason, updated_at)
+            .await
+    }
+
+    async fn create_rule(&self, rule: &Rule) -> Result<()> {
+        self.insert_rule(rule).await
+    }
+
+    async fn get_rule(&self, org: OrganizationId, id: RuleId) -> Result<Option<Rule>> {
+        self.select_rule(org, id).await
+    }
+
+    async fn list_rules(
+        &self,
+        org: OrganizationId,
+        filter: &RuleFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Rule>> {
+        self.select_rules(org, filter, page).await
+    }
+
+    async fn update_rule(&self, org: OrganizationId, rule: &Rule) -> Result<Option<Rule>> {
+        self.replace_rule(org, rule).await
+    }
+
+    async fn delete_rule(&self, org: OrganizationId, id: RuleId) -> Result<Option<Rule>> {
+        self.remove_rule(org, id).await
+    }
+
+    async fn workspace_rules(&self, workspace: WorkspaceId) -> Result<Vec<Rule>> {
+        self.select_workspace_rules(workspace).await
+    }
+
+    async fn rule_changes(&self) -> Result<tokio::sync::mpsc::Receiver<RuleChange>> {
+        let options = (*self.pool.connect_options()).clone();
+        Ok(changes::listen(options, &self.alive).await?)
     }
 }

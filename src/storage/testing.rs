@@ -248,3 +248,74 @@ impl TestDb {
         tenant
     }
 }
+
+/// A new (not stored) ActiveCampaign connection in `workspace`, with a unique sealed-key stand-in.
+pub fn connection_for(workspace: &crate::domain::Workspace) -> crate::domain::Connection {
+    use crate::domain::*;
+    let now = now();
+    Connection {
+        id: ConnectionId::new_v7(),
+        organization_id: workspace.organization_id,
+        workspace_id: workspace.id,
+        integration_type: "activecampaign".into(),
+        name: "Northstar ActiveCampaign".into(),
+        api_url: "https://northstar.api-us1.com".into(),
+        api_key_ciphertext: Uuid::new_v4().as_bytes().to_vec(),
+        rate_limit_per_second: None,
+        hidden: false,
+        active: true,
+        inactive_reason: None,
+        created_by: "machine_key".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A new (not stored) active rule: `page.completed` on `onboarding_sequence` → add a tag through
+/// `connection`, in the connection's workspace.
+pub fn rule_for(connection: &crate::domain::Connection) -> crate::domain::Rule {
+    use crate::domain::*;
+    let now = now();
+    Rule {
+        id: RuleId::new_v7(),
+        organization_id: connection.organization_id,
+        workspace_id: connection.workspace_id,
+        connection_id: connection.id,
+        integration_type: connection.integration_type.clone(),
+        event: "page.completed".into(),
+        resource: Some("onboarding_sequence".into()),
+        resource_id: None,
+        metadata: serde_json::json!({"action": "add_tag", "tag": "onboarding-step-{{payload.step}}"}),
+        conditions: serde_json::json!([]),
+        active: true,
+        hidden: false,
+        created_by: "machine_key".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+impl TestDb {
+    /// Stores a new connection in `workspace` and returns it.
+    pub async fn connection(
+        &self,
+        workspace: &crate::domain::Workspace,
+    ) -> crate::domain::Connection {
+        let connection = connection_for(workspace);
+        self.store
+            .create_connection(&connection)
+            .await
+            .expect("create a test connection");
+        connection
+    }
+
+    /// Stores a new rule through `connection` and returns it.
+    pub async fn rule(&self, connection: &crate::domain::Connection) -> crate::domain::Rule {
+        let rule = rule_for(connection);
+        self.store
+            .create_rule(&rule)
+            .await
+            .expect("create a test rule");
+        rule
+    }
+}

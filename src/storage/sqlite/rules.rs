@@ -1,0 +1,387 @@
+//! SQLite: connections and rules. Each committed change is published on the file's change hub.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{SqliteStore, micros, time};
+use crate::domain::{
+    Connection, ConnectionDeletion, ConnectionId, OrganizationId, Rule, RuleChange, RuleFilter,
+    RuleId, WorkspaceId,
+};
+use crate::storage::{PageRequest, Result, StorageError};
+
+const CONNECTION_COLUMNS: &str = "id, organization_id, workspace_id, integration_type, name, \
+     api_url, api_key_ciphertext, rate_limit_per_second, hidden, active, inactive_reason, \
+     created_by, created_at, updated_at";
+const RULE_COLUMNS: &str = "id, organization_id, workspace_id, connection_id, integration_type, \
+     event, resource, resource_id, metadata, conditions, active, hidden, created_by, created_at, \
+     updated_at";
+
+/// A foreign key violation means the referenced row is missing for this tenant: `NotFound(what)`.
+fn missing_or(err: sqlx::Error, what: &'static str) -> StorageError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StorageError::NotFound(what),
+        _ => StorageError::Database(err),
+    }
+}
+
+fn json_text(value: &serde_json::Value) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|err| sqlx::Error::Encode(Box::new(err)))
+}
+
+fn json_column(row: &SqliteRow, column: &str) -> Result<serde_json::Value, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn connection(row: &SqliteRow) -> Result<Connection, sqlx::Error> {
+    let rate: Option<i64> = row.try_get("rate_limit_per_second")?;
+    Ok(Connection {
+        id: ConnectionId(row.try_get("id")?),
+        organization_id: OrganizationId(row.try_get("organization_id")?),
+        workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+        integration_type: row.try_get("integration_type")?,
+        name: row.try_get("name")?,
+        api_url: row.try_get("api_url")?,
+        api_key_ciphertext: row.try_get("api_key_ciphertext")?,
+        rate_limit_per_second: rate
+            .map(|r| {
+                u32::try_from(r)
+                    .map_err(|_| sqlx::Error::Decode(format!("rate limit {r} out of range").into()))
+            })
+            .transpose()?,
+        hidden: row.try_get("hidden")?,
+        active: row.try_get("active")?,
+        inactive_reason: row.try_get("inactive_reason")?,
+        created_by: row.try_get("created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn rule(row: &SqliteRow) -> Result<Rule, sqlx::Error> {
+    Ok(Rule {
+        id: RuleId(row.try_get("id")?),
+        organization_id: OrganizationId(row.try_get("organization_id")?),
+        workspace_id: WorkspaceId(row.try_get("workspace_id")?),
+        connection_id: ConnectionId(row.try_get("connection_id")?),
+        integration_type: row.try_get("integration_type")?,
+        event: row.try_get("event")?,
+        resource: row.try_get("resource")?,
+        resource_id: row.try_get("resource_id")?,
+        metadata: json_column(row, "metadata")?,
+        conditions: json_column(row, "conditions")?,
+        active: row.try_get("active")?,
+        hidden: row.try_get("hidden")?,
+        created_by: row.try_get("created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+impl SqliteStore {
+    /// Tells every subscriber on this file; called only after the change has committed.
+    fn announce(&self, workspace: WorkspaceId) {
+        // An error only means nobody subscribes right now.
+        let _ = self.hub.send(RuleChange::Workspace(workspace));
+    }
+
+    pub(super) async fn insert_connection(&self, c: &Connection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connections (id, organization_id, workspace_id, integration_type, name, \
+                 api_url, api_key_ciphertext, rate_limit_per_second, hidden, active, \
+                 inactive_reason, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .bind(c.id.0)
+        .bind(c.organization_id.0)
+        .bind(c.workspace_id.0)
+        .bind(&c.integration_type)
+        .bind(&c.name)
+        .bind(&c.api_url)
+        .bind(&c.api_key_ciphertext)
+        .bind(c.rate_limit_per_second.map(i64::from))
+        .bind(c.hidden)
+        .bind(c.active)
+        .bind(&c.inactive_reason)
+        .bind(&c.created_by)
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| missing_or(e, "workspace"))?;
+        self.announce(c.workspace_id);
+        Ok(())
+    }
+
+    pub(super) async fn select_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Connection>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?1 AND organization_id = ?2"
+        ))
+        .bind(id.0)
+        .bind(org.0)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(connection).transpose()?)
+    }
+
+    pub(super) async fn select_connections(
+        &self,
+        org: OrganizationId,
+        workspace: Option<WorkspaceId>,
+        page: PageRequest,
+    ) -> Result<Vec<Connection>> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE organization_id = "
+        ));
+        query.push_bind(org.0);
+        if let Some(workspace) = workspace {
+            query.push(" AND workspace_id = ").push_bind(workspace.0);
+        }
+        page_clause(&mut query, page);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(connection).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn replace_connection(
+        &self,
+        org: OrganizationId,
+        c: &Connection,
+    ) -> Result<Option<Connection>> {
+        let row = sqlx::query(&format!(
+            "UPDATE connections SET name = ?3, api_url = ?4, api_key_ciphertext = ?5, \
+                 rate_limit_per_second = ?6, hidden = ?7, active = ?8, inactive_reason = ?9, \
+                 updated_at = ?10 \
+             WHERE id = ?1 AND organization_id = ?2 RETURNING {CONNECTION_COLUMNS}"
+        ))
+        .bind(c.id.0)
+        .bind(org.0)
+        .bind(&c.name)
+        .bind(&c.api_url)
+        .bind(&c.api_key_ciphertext)
+        .bind(c.rate_limit_per_second.map(i64::from))
+        .bind(c.hidden)
+        .bind(c.active)
+        .bind(&c.inactive_reason)
+        .bind(micros(c.updated_at))
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let updated = connection(&row)?;
+        self.announce(updated.workspace_id);
+        Ok(Some(updated))
+    }
+
+    pub(super) async fn remove_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        force: bool,
+    ) -> Result<ConnectionDeletion> {
+        // BEGIN IMMEDIATE: no rule can start using the connection between the count and the delete.
+        let mut tx = self.begin_write().await?;
+        let workspace: Option<Uuid> = sqlx::query_scalar(
+            "SELECT workspace_id FROM connections WHERE id = ?1 AND organization_id = ?2",
+        )
+        .bind(id.0)
+        .bind(org.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(workspace) = workspace else {
+            return Ok(ConnectionDeletion::NotFound);
+        };
+        let rules: i64 = sqlx::query_scalar("SELECT count(*) FROM rules WHERE connection_id = ?1")
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        if rules > 0 && !force {
+            return Ok(ConnectionDeletion::InUse { rules });
+        }
+        let rules_deleted = sqlx::query("DELETE FROM rules WHERE connection_id = ?1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM connections WHERE id = ?1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.announce(WorkspaceId(workspace));
+        Ok(ConnectionDeletion::Deleted {
+            rules_deleted: i64::try_from(rules_deleted).unwrap_or(i64::MAX),
+        })
+    }
+
+    pub(super) async fn mark_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        active: bool,
+        inactive_reason: Option<&str>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let workspace: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE connections SET active = ?3, inactive_reason = ?4, updated_at = ?5 \
+             WHERE id = ?1 AND organization_id = ?2 RETURNING workspace_id",
+        )
+        .bind(id.0)
+        .bind(org.0)
+        .bind(active)
+        .bind(inactive_reason)
+        .bind(micros(updated_at))
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(workspace) = workspace else {
+            return Ok(false);
+        };
+        self.announce(WorkspaceId(workspace));
+        Ok(true)
+    }
+
+    pub(super) async fn insert_rule(&self, r: &Rule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rules (id, organization_id, workspace_id, connection_id, \
+                 integration_type, event, resource, resource_id, metadata, conditions, active, \
+                 hidden, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .bind(r.id.0)
+        .bind(r.organization_id.0)
+        .bind(r.workspace_id.0)
+        .bind(r.connection_id.0)
+        .bind(&r.integration_type)
+        .bind(&r.event)
+        .bind(&r.resource)
+        .bind(&r.resource_id)
+        .bind(json_text(&r.metadata)?)
+        .bind(json_text(&r.conditions)?)
+        .bind(r.active)
+        .bind(r.hidden)
+        .bind(&r.created_by)
+        .bind(micros(r.created_at))
+        .bind(micros(r.updated_at))
+        .execute(&self.writer)
+        .await
+        // A missing workspace fails this too: its connection cannot be in it either.
+        .map_err(|e| missing_or(e, "connection"))?;
+        self.announce(r.workspace_id);
+        Ok(())
+    }
+
+    pub(super) async fn select_rule(
+        &self,
+        org: OrganizationId,
+        id: RuleId,
+    ) -> Result<Option<Rule>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RULE_COLUMNS} FROM rules WHERE id = ?1 AND organization_id = ?2"
+        ))
+        .bind(id.0)
+        .bind(org.0)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(rule).transpose()?)
+    }
+
+    pub(super) async fn select_rules(
+        &self,
+        org: OrganizationId,
+        filter: &RuleFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Rule>> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {RULE_COLUMNS} FROM rules WHERE organization_id = "
+        ));
+        query.push_bind(org.0);
+        if let Some(workspace) = filter.workspace {
+            query.push(" AND workspace_id = ").push_bind(workspace.0);
+        }
+        if let Some(event) = &filter.event {
+            query.push(" AND event = ").push_bind(event.as_str());
+        }
+        if let Some(resource) = &filter.resource {
+            query.push(" AND resource = ").push_bind(resource.as_str());
+        }
+        if let Some(resource_id) = &filter.resource_id {
+            query
+                .push(" AND resource_id = ")
+                .push_bind(resource_id.as_str());
+        }
+        page_clause(&mut query, page);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        Ok(rows.iter().map(rule).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn replace_rule(&self, org: OrganizationId, r: &Rule) -> Result<Option<Rule>> {
+        let row = sqlx::query(&format!(
+            "UPDATE rules SET connection_id = ?3, integration_type = ?4, event = ?5, \
+                 resource = ?6, resource_id = ?7, metadata = ?8, conditions = ?9, active = ?10, \
+                 hidden = ?11, updated_at = ?12 \
+             WHERE id = ?1 AND organization_id = ?2 RETURNING {RULE_COLUMNS}"
+        ))
+        .bind(r.id.0)
+        .bind(org.0)
+        .bind(r.connection_id.0)
+        .bind(&r.integration_type)
+        .bind(&r.event)
+        .bind(&r.resource)
+        .bind(&r.resource_id)
+        .bind(json_text(&r.metadata)?)
+        .bind(json_text(&r.conditions)?)
+        .bind(r.active)
+        .bind(r.hidden)
+        .bind(micros(r.updated_at))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| missing_or(e, "connection"))?;
+        let Some(row) = row else { return Ok(None) };
+        let updated = rule(&row)?;
+        self.announce(updated.workspace_id);
+        Ok(Some(updated))
+    }
+
+    pub(super) async fn remove_rule(
+        &self,
+        org: OrganizationId,
+        id: RuleId,
+    ) -> Result<Option<Rule>> {
+        let row = sqlx::query(&format!(
+            "DELETE FROM rules WHERE id = ?1 AND organization_id = ?2 RETURNING {RULE_COLUMNS}"
+        ))
+        .bind(id.0)
+        .bind(org.0)
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let deleted = rule(&row)?;
+        self.announce(deleted.workspace_id);
+        Ok(Some(deleted))
+    }
+
+    pub(super) async fn select_workspace_rules(&self, workspace: WorkspaceId) -> Result<Vec<Rule>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = ?1 ORDER BY id"
+        ))
+        .bind(workspace.0)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(rule).collect::<Result<_, _>>()?)
+    }
+}
+
+/// Appends the keyset page: rows older than `before`, newest first, at most `limit`.
+fn page_clause(query: &mut QueryBuilder<'_, Sqlite>, page: PageRequest) {
+    if let Some(before) = page.before {
+        query.push(" AND id < ").push_bind(before);
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(page.limit.max(0));
+}
