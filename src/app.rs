@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use crate::auth::crypto::MasterKey;
 use crate::config::Config;
 use crate::http::{AppState, Inner};
+use crate::destinations::net;
 use crate::ingest::ratelimit::KeyRateLimiter;
+use crate::ingest::rule_cache::RuleCache;
 use crate::ingest::{Batcher, Committers};
 use crate::shutdown::Shutdown;
 use crate::storage::{self, ConnectOptions, Store};
@@ -80,7 +82,17 @@ impl Application {
         };
         let (batcher, committers) =
             Batcher::start(store.clone(), committers, config.ingest.max_batch);
+        let rule_cache = RuleCache::start(store.clone())
+            .await
+            .context("subscribing to rule changes")?;
+        let d = config.destinations.clone();
         let state = AppState::new(Inner {
+            rule_cache,
+            destination_http: net::http_client(
+                d.allow_private_networks,
+                Duration::from_millis(d.connect_timeout_ms),
+            ),
+            destinations: d,
             store,
             master_key: Arc::new(master_key),
             batcher,

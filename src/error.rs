@@ -193,6 +193,7 @@ impl From<crate::storage::StorageError> for ApiError {
             crate::storage::StorageError::Conflict(what) => {
                 Self::conflict("conflict", format!("{what} already exists"))
             }
+            crate::storage::StorageError::NotFound(what) => Self::not_found(what),
             other => Self::internal(&other),
         }
     }

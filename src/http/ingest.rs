@@ -156,15 +156,15 @@ fn workspace_not_found() -> ApiError {
 }
 
 /// Builds the row to commit. Rule fan-out is planned here, inside the same commit as the event.
-fn new_event(
+async fn new_event(
     state: &AppState,
     caller: &IngestCaller,
     workspace: WorkspaceId,
     valid: ValidEvent,
     idempotency: Option<IdempotencyClaim>,
-) -> NewEvent {
-    let rule_events = state.plan_deliveries(workspace, &valid);
-    NewEvent {
+) -> Result<NewEvent, ApiError> {
+    let rule_events = state.plan_deliveries(workspace, &valid).await?;
+    Ok(NewEvent {
         id: EventId::new_v7(),
         organization_id: caller.org(),
         workspace_id: workspace,
@@ -182,7 +182,7 @@ fn new_event(
         created_at: crate::domain::now(),
         rule_events,
         idempotency,
-    }
+    })
 }
 
 /// Which workspace an event goes to: the publishable key's, or the body's (checked against the org).
@@ -253,7 +253,7 @@ pub async fn create_event(
         key,
         request_hash: canonical_hash(&body),
     });
-    let event = new_event(&state, &caller, workspace, valid, claim);
+    let event = new_event(&state, &caller, workspace, valid, claim).await?;
     let outcome = state
         .batcher
         .submit(vec![event])
@@ -341,7 +341,10 @@ pub async fn create_events_bulk(
             key: format!("{key}#{index}"),
             request_hash: canonical_hash(item),
         });
-        to_commit.push((index, new_event(&state, &caller, workspace, valid, claim)));
+        to_commit.push((
+            index,
+            new_event(&state, &caller, workspace, valid, claim).await?,
+        ));
         records.push(None);
     }
 

@@ -1,11 +1,13 @@
 //! The HTTP edge: router, shared state, extractors, and the handlers for ingest, management and ops.
 
 pub mod auth;
+pub mod connections;
 pub mod extract;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod rules;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -25,6 +27,8 @@ use crate::auth::crypto::MasterKey;
 use crate::domain::{NewRuleEvent, WorkspaceId};
 use crate::error::ApiError;
 use crate::ingest::ratelimit::KeyRateLimiter;
+use crate::config::DestinationsConfig;
+use crate::ingest::rule_cache::RuleCache;
 use crate::ingest::{Batcher, ValidEvent};
 use crate::storage::Store;
 
@@ -37,6 +41,10 @@ pub struct Inner {
     pub master_key: Arc<MasterKey>,
     pub batcher: Batcher,
     pub ingest_limiter: KeyRateLimiter,
+    pub rule_cache: RuleCache,
+    /// The one HTTP client for destination calls (SSRF-guarded unless private networks are allowed).
+    pub destination_http: reqwest::Client,
+    pub destinations: DestinationsConfig,
 }
 
 impl std::ops::Deref for AppState {
@@ -51,14 +59,20 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// The rule events an accepted event fans out to, committed in the same transaction as the event.
-    /// No rule storage exists yet, so nothing matches; the rules capability plugs its cached matcher in here.
-    pub fn plan_deliveries(
+    /// The rule events an accepted event fans out to (one per active matching rule), to be committed
+    /// in the same transaction as the event.
+    pub async fn plan_deliveries(
         &self,
-        _workspace: WorkspaceId,
-        _event: &ValidEvent,
-    ) -> Vec<NewRuleEvent> {
-        Vec::new()
+        workspace: WorkspaceId,
+        event: &ValidEvent,
+    ) -> Result<Vec<NewRuleEvent>, ApiError> {
+        let view = crate::rules::EventView {
+            event: &event.event,
+            resource: &event.resource,
+            resource_id: event.resource_id.as_deref(),
+            payload: &event.payload,
+        };
+        Ok(self.rule_cache.plan(workspace, &view).await?)
     }
 }
 
@@ -115,7 +129,21 @@ fn management_routes() -> Routes {
     let r = route!(r, POST "/api/v1/workspaces" => workspaces::create_workspace);
     let r = route!(r, GET "/api/v1/workspaces/{id}" => workspaces::get_workspace);
     let r = route!(r, PUT "/api/v1/workspaces/{id}" => workspaces::update_workspace);
-    route!(r, POST "/api/v1/workspaces/{id}/publishable-key/rotate" => workspaces::rotate_publishable_key)
+    let r = route!(r, POST "/api/v1/workspaces/{id}/publishable-key/rotate" => workspaces::rotate_publishable_key);
+    let r = route!(r, GET "/api/v1/workspaces/{id}/connections" => connections::list_workspace_connections);
+    let r = route!(r, GET "/api/v1/workspaces/{id}/rules" => rules::list_workspace_rules);
+    let r = route!(r, GET "/api/v1/connections" => connections::list_connections);
+    let r = route!(r, POST "/api/v1/connections" => connections::create_connection);
+    let r = route!(r, GET "/api/v1/connections/{id}" => connections::get_connection);
+    let r = route!(r, PUT "/api/v1/connections/{id}" => connections::update_connection);
+    let r = route!(r, DELETE "/api/v1/connections/{id}" => connections::delete_connection);
+    let r = route!(r, GET "/api/v1/connections/{id}/actions" => connections::connection_actions);
+    let r = route!(r, GET "/api/v1/integrations" => connections::list_integrations);
+    let r = route!(r, GET "/api/v1/rules" => rules::list_rules);
+    let r = route!(r, POST "/api/v1/rules" => rules::create_rule);
+    let r = route!(r, GET "/api/v1/rules/{id}" => rules::get_rule);
+    let r = route!(r, PUT "/api/v1/rules/{id}" => rules::update_rule);
+    route!(r, DELETE "/api/v1/rules/{id}" => rules::delete_rule)
 }
 
 fn ops_routes() -> Routes {

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{ingest, ops, workspaces};
+use crate::http::{connections, ingest, ops, rules, workspaces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,6 +12,11 @@ use crate::http::{ingest, ops, workspaces};
         ingest::create_event, ingest::create_events_bulk,
         workspaces::list_workspaces, workspaces::create_workspace, workspaces::get_workspace,
         workspaces::update_workspace, workspaces::rotate_publishable_key,
+        connections::list_connections, connections::list_workspace_connections, connections::create_connection,
+        connections::get_connection, connections::update_connection, connections::delete_connection,
+        connections::connection_actions, connections::list_integrations,
+        rules::list_rules, rules::list_workspace_rules, rules::create_rule, rules::get_rule,
+        rules::update_rule, rules::delete_rule,
         ops::healthz, ops::readyz, openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),

@@ -2,6 +2,7 @@
 
 pub mod batcher;
 pub mod ratelimit;
+pub mod rule_cache;
 pub mod validate;
 
 pub use batcher::{Batcher, Committers, SubmitError};

@@ -6,6 +6,8 @@ mod support;
 mod auth;
 mod bad_input;
 mod bulk;
+mod connections;
 mod ingest;
 mod openapi;
+mod rules;
 mod workspaces;

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub creds: TenantCredentials,
     pub store: Arc<dyn Store>,
     pub master: Arc<MasterKey>,
+    master_text: String,
+    config: Config,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _db: TestDb,
@@ -64,10 +66,12 @@ impl TestApp {
             ("HANDOFF__SERVER__BIND".into(), "127.0.0.1:0".into()),
             ("HANDOFF__DATABASE__URL".into(), db.url.clone()),
             ("HANDOFF__SERVER__SHUTDOWN_GRACE_SECONDS".into(), "2".into()),
+            // The sandbox listens on loopback.
+            ("HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS".into(), "true".into()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load_from(None, vars).expect("test config");
-        let (master, _) = MasterKey::generate();
+        let (master, master_text) = MasterKey::generate();
         let store = db.store.clone();
         let creds = init_tenant(&*store, &master, "Northstar", "Onboarding")
             .await
@@ -85,10 +89,25 @@ impl TestApp {
             creds,
             store,
             master,
+            master_text,
+            config,
             shutdown,
             task: Some(task),
             _db: db,
         }
+    }
+
+    /// Another node on the same database (its own pool, rule cache and listener), as a second
+    /// `handoff` process would be. Returns its address; it stops when `self` is dropped.
+    pub async fn spawn_node(&self) -> SocketAddr {
+        let store = handoff::storage::connect(&self.config.database_url(), Default::default())
+            .await
+            .expect("second node connects");
+        let master = MasterKey::from_base64(&self.master_text).unwrap();
+        let app = Application::build(&self.config, store, master).await.expect("build node");
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
+        addr
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -195,4 +214,53 @@ pub async fn error_body(resp: reqwest::Response, status: u16) -> Value {
     assert!(body["error"]["message"].is_string(), "{body}");
     assert!(body["error"]["data"].is_array(), "{body}");
     body
+}
+
+/// An in-process ActiveCampaign sandbox (rate limit off) with one account.
+pub async fn sandbox_account() -> (handoff::sandbox::SandboxHandle, handoff::sandbox::AccountInfo) {
+    let sandbox = handoff::sandbox::Sandbox::start(handoff::sandbox::SandboxConfig::unlimited())
+        .await
+        .expect("sandbox starts");
+    let account = sandbox.create_account(handoff::sandbox::AccountOptions::default());
+    (sandbox, account)
+}
+
+impl TestApp {
+    /// Creates an ActiveCampaign connection in our workspace for `account`; returns its id.
+    pub async fn connection_for(&self, account: &handoff::sandbox::AccountInfo) -> String {
+        let resp = self
+            .post(
+                "/api/v1/connections",
+                &serde_json::json!({"workspace": self.creds.workspace_id.to_string(), "type": "activecampaign",
+                  "name": "Northstar AC", "metadata": {"api_url": account.api_url, "api_key": account.token}}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "create connection");
+        let body: Value = resp.json().await.unwrap();
+        body["connection"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a rule on `connection`; returns its id.
+    pub async fn rule_for(&self, connection: &str, extra: Value) -> String {
+        let mut body = serde_json::json!({"workspace": self.creds.workspace_id.to_string(), "connection": connection,
+            "event": "page.completed", "metadata": {"action": "add_tag", "tag": "onboarding-step-{{payload.sequence_step}}-done"}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let resp = self.post("/api/v1/rules", &body).await;
+        assert_eq!(resp.status(), 201, "create rule");
+        let body: Value = resp.json().await.unwrap();
+        body["rule"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends the onboarding event (or `body`) and returns how many rule events it fanned out to.
+    pub async fn fan_out_of(&self, body: &Value) -> i64 {
+        let resp = self.send_event(body).await;
+        assert_eq!(resp.status(), 201);
+        let v: Value = resp.json().await.unwrap();
+        let id: uuid::Uuid = v["event"]["id"].as_str().unwrap().parse().unwrap();
+        self.store.get_event(self.creds.organization_id, id.into()).await.unwrap().unwrap().total_rules
+    }
 }
