@@ -320,3 +320,129 @@ impl FieldError {
         }
     }
 }
+
+id_type!(
+    /// One delivery attempt (append-only history).
+    AttemptId
+);
+
+/// A rule event claimed by a worker, joined with everything performing it needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedDelivery {
+    pub rule_event_id: RuleEventId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub event_id: EventId,
+    pub rule_id: RuleId,
+    pub connection_id: ConnectionId,
+    /// Attempts made before this one (throttled ones included).
+    pub attempt_count: i64,
+    /// Of those, how many were throttled (they do not spend the retry budget).
+    pub throttled_count: i64,
+    /// The lease this claim holds; the worker must finish before it expires.
+    pub lease_until: DateTime<Utc>,
+    pub event: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+    /// `None` when the payload was purged.
+    pub payload: Option<serde_json::Value>,
+    /// The rule now (`None` when it was deleted since the event was accepted).
+    pub rule: Option<Rule>,
+    /// The connection now (`None` when it was deleted).
+    pub connection: Option<Connection>,
+}
+
+/// The outcome class of an attempt, as history shows it (`outcome_code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeCode {
+    Delivered,
+    RejectedClientError,
+    RejectedServerError,
+    RateLimited,
+    AuthFailed,
+    Timeout,
+    NetworkError,
+    MappingError,
+    InternalError,
+}
+
+impl OutcomeCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::RejectedClientError => "rejected_client_error",
+            Self::RejectedServerError => "rejected_server_error",
+            Self::RateLimited => "rate_limited",
+            Self::AuthFailed => "auth_failed",
+            Self::Timeout => "timeout",
+            Self::NetworkError => "network_error",
+            Self::MappingError => "mapping_error",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Delivered,
+            Self::RejectedClientError,
+            Self::RejectedServerError,
+            Self::RateLimited,
+            Self::AuthFailed,
+            Self::Timeout,
+            Self::NetworkError,
+            Self::MappingError,
+            Self::InternalError,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// One HTTP call made during an attempt (never credentials; excerpt ≤ 2 KiB).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallRecord {
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub response_excerpt: String,
+}
+
+/// One attempt, appended to history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRecord {
+    pub id: AttemptId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub event_id: EventId,
+    pub rule_event_id: RuleEventId,
+    /// 1-based.
+    pub attempt_number: i64,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub outcome_code: OutcomeCode,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub calls: Vec<CallRecord>,
+    /// Made by Send Test Event, not by delivery.
+    pub is_test: bool,
+}
+
+/// What happens to a rule event after an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Disposition {
+    /// Done: `completed`.
+    Completed,
+    /// Try again at this time (`retrying`). `throttled` attempts do not spend the retry budget.
+    RetryAt {
+        at: DateTime<Utc>,
+        throttled: bool,
+    },
+    /// Give up: `failed`.
+    Failed,
+    /// The connection's key was rejected: `retrying` with no next attempt until the connection is fixed.
+    Parked,
+    /// The rule or connection is gone: `canceled`.
+    Canceled,
+}
