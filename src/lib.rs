@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod delivery;
 pub mod destinations;
 pub mod domain;
 pub mod error;
