@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod loadgen;
 pub mod rules;
 pub mod sandbox;
 pub mod storage;
