@@ -86,14 +86,7 @@ impl Data {
         match self.emails.get(&email.to_lowercase()).copied() {
             Some(id) => {
                 // The stored casing is the first one seen; only the other attributes change.
-                self.apply(
-                    id,
-                    ContactInput {
-                        email: None,
-                        ..input
-                    },
-                    now,
-                );
+                self.apply(id, input, now);
                 Ok((id, Written::Updated))
             }
             None => Ok((self.insert_contact(email, input, now), Written::Created)),
@@ -137,14 +130,7 @@ impl Data {
             // An explicit update sets the casing too (unlike sync, which keeps the first seen).
             self.contacts.get_mut(&id).expect("checked by caller").email = email;
         }
-        self.apply(
-            id,
-            ContactInput {
-                email: None,
-                ..input
-            },
-            now,
-        );
+        self.apply(id, input, now);
         Ok(())
     }
 
@@ -464,7 +450,8 @@ impl Data {
         id
     }
 
-    /// Overwrites the supplied attributes and upserts the supplied field values.
+    /// Overwrites the supplied names and phone and upserts the supplied field values. The email
+    /// is the callers' business (sync keeps the first-seen casing, update replaces it).
     fn apply(&mut self, id: u64, input: ContactInput, now: DateTime<Utc>) {
         let contact = self
             .contacts

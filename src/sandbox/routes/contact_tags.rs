@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::{Answer, IdPath, Params, id_text, meta, parse_body, reply, wrapped};
+use super::{Answer, IdPath, Params, deleted, found, id_text, meta, parse_body, reply, wrapped};
 use crate::sandbox::accounts::Account;
 use crate::sandbox::data::record_id;
 use crate::sandbox::errors::AcError;
@@ -69,10 +69,7 @@ pub async fn get_one(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
     let data = account.data();
-    let ct = data
-        .contact_tags
-        .get(&record_id(&id))
-        .ok_or_else(|| AcError::not_found("SubscriberTag", &id))?;
+    let ct = found(&data.contact_tags, "SubscriberTag", &id)?;
     let render = Render { api: &account.api };
     reply(
         StatusCode::OK,
@@ -85,11 +82,8 @@ pub async fn delete(
     Extension(account): Extension<Arc<Account>>,
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
-    if account.data().delete_contact_tag(record_id(&id)) {
-        reply(StatusCode::OK, json!({}))
-    } else {
-        Err(AcError::not_found("SubscriberTag", id))
-    }
+    let existed = account.data().delete_contact_tag(record_id(&id));
+    deleted(existed, "SubscriberTag", &id)
 }
 
 /// `GET /contacts/{id}/contactTags`: the contact's associations, with no `meta`.
@@ -98,10 +92,7 @@ pub async fn of_contact(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
     let data = account.data();
-    let contact = record_id(&id);
-    if !data.contacts.contains_key(&contact) {
-        return Err(AcError::not_found("Subscriber", id));
-    }
+    let contact = found(&data.contacts, "Subscriber", &id)?.id;
     let mut rows: Vec<_> = data.contact_tags_of(contact).collect();
     rows.sort_by_key(|ct| ct.id);
     let render = Render { api: &account.api };

@@ -9,7 +9,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Answer, IdPath, Params, id_text, parse_body, reply, text, wrapped};
+use super::{Answer, IdPath, Params, deleted, found, id_text, parse_body, reply, text, wrapped};
 use crate::sandbox::accounts::Account;
 use crate::sandbox::data::{Data, record_id};
 use crate::sandbox::errors::{AcError, FieldError};
@@ -187,10 +187,7 @@ pub async fn get_one(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
     let data = account.data();
-    let contact = data
-        .contacts
-        .get(&record_id(&id))
-        .ok_or_else(|| AcError::not_found("Subscriber", &id))?;
+    let contact = found(&data.contacts, "Subscriber", &id)?;
     let render = Render { api: &account.api };
     reply(
         StatusCode::OK,
@@ -221,10 +218,7 @@ pub async fn update(
     let body = parse_body(&body)?;
     let input = contact_input(&body)?;
     let mut data = account.data();
-    let key = record_id(&id);
-    if !data.contacts.contains_key(&key) {
-        return Err(AcError::not_found("Subscriber", id));
-    }
+    let key = found(&data.contacts, "Subscriber", &id)?.id;
     data.update_contact(key, input, account.clock.now())?;
     let render = Render { api: &account.api };
     reply(
@@ -238,9 +232,6 @@ pub async fn delete(
     Extension(account): Extension<Arc<Account>>,
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
-    if account.data().delete_contact(record_id(&id)) {
-        reply(StatusCode::OK, json!({}))
-    } else {
-        Err(AcError::not_found("Subscriber", id))
-    }
+    let existed = account.data().delete_contact(record_id(&id));
+    deleted(existed, "Subscriber", &id)
 }

@@ -9,7 +9,9 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Answer, IdPath, Op, Params, id_text, meta, parse_body, reply, sort_by_name, wrapped};
+use super::{
+    Answer, IdPath, Op, Params, found, id_text, meta, parse_body, reply, sort_by_name, wrapped,
+};
 use crate::sandbox::accounts::Account;
 use crate::sandbox::data::record_id;
 use crate::sandbox::errors::{AcError, FieldError};
@@ -53,10 +55,7 @@ pub async fn get_one(
         return Err(AcError::Permission(NO_LIST_PERMISSION));
     }
     let data = account.data();
-    let list = data
-        .lists
-        .get(&record_id(&id))
-        .ok_or_else(|| AcError::not_found("_List", &id))?;
+    let list = found(&data.lists, "_List", &id)?;
     let render = Render { api: &account.api };
     reply(StatusCode::OK, json!({ "list": render.list(list) }))
 }
@@ -112,10 +111,7 @@ pub async fn of_contact(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
     let data = account.data();
-    let contact = data
-        .contacts
-        .get(&record_id(&id))
-        .ok_or_else(|| AcError::not_found("Subscriber", &id))?;
+    let contact = found(&data.contacts, "Subscriber", &id)?;
     let render = Render { api: &account.api };
     reply(
         StatusCode::OK,

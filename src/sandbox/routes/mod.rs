@@ -10,6 +10,7 @@ mod fields;
 mod lists;
 mod tags;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::data::record_id;
 use super::errors::AcError;
 
 /// What an endpoint answers.
@@ -71,6 +73,26 @@ pub fn router() -> Router {
 #[derive(Debug, serde::Deserialize)]
 struct IdPath {
     id: String,
+}
+
+/// The record with a path's `id`, or the family C 404 naming `model`.
+fn found<'a, T>(
+    records: &'a BTreeMap<u64, T>,
+    model: &'static str,
+    id: &str,
+) -> Result<&'a T, AcError> {
+    records
+        .get(&record_id(id))
+        .ok_or_else(|| AcError::not_found(model, id))
+}
+
+/// The answer to a delete by id: 200 `{}`, or the family C 404 naming `model`.
+fn deleted(existed: bool, model: &'static str, id: &str) -> Answer {
+    if existed {
+        reply(StatusCode::OK, json!({}))
+    } else {
+        Err(AcError::not_found(model, id))
+    }
 }
 
 /// A JSON answer.

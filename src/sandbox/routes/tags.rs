@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::{
-    Answer, IdPath, Op, Params, TextFilter, meta, parse_body, reply, sort_by_name, text, wrapped,
+    Answer, IdPath, Op, Params, TextFilter, deleted, found, meta, parse_body, reply, sort_by_name,
+    text, wrapped,
 };
 use crate::sandbox::accounts::Account;
 use crate::sandbox::data::record_id;
-use crate::sandbox::errors::AcError;
 use crate::sandbox::render::Render;
 
 /// `GET /tags`: `search` (contains), `filters[search][op]`, `orders[search]`, `limit`/`offset`;
@@ -69,10 +69,7 @@ pub async fn get_one(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
     let data = account.data();
-    let tag = data
-        .tags
-        .get(&record_id(&id))
-        .ok_or_else(|| AcError::not_found("Tag", &id))?;
+    let tag = found(&data.tags, "Tag", &id)?;
     let render = Render { api: &account.api };
     reply(StatusCode::OK, json!({ "tag": render.tag(tag) }))
 }
@@ -87,10 +84,7 @@ pub async fn update(
     let tag = wrapped(&body, "tag");
     let field = |k: &str| tag.and_then(|t| text(t.get(k)));
     let mut data = account.data();
-    let key = record_id(&id);
-    if !data.tags.contains_key(&key) {
-        return Err(AcError::not_found("Tag", id));
-    }
+    let key = found(&data.tags, "Tag", &id)?.id;
     data.update_tag(
         key,
         field("tag").as_deref(),
@@ -110,9 +104,6 @@ pub async fn delete(
     Extension(account): Extension<Arc<Account>>,
     Path(IdPath { id }): Path<IdPath>,
 ) -> Answer {
-    if account.data().delete_tag(record_id(&id)) {
-        reply(StatusCode::OK, json!({}))
-    } else {
-        Err(AcError::not_found("Tag", id))
-    }
+    let existed = account.data().delete_tag(record_id(&id));
+    deleted(existed, "Tag", &id)
 }
