@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod loadgen;
 pub mod rules;
 pub mod sandbox;
 pub mod shutdown;
