@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::crypto::MasterKey;
 use crate::config::Config;
-use crate::http::{AppState, Inner};
 use crate::destinations::net;
+use crate::http::{AppState, Inner};
 use crate::ingest::ratelimit::KeyRateLimiter;
 use crate::ingest::rule_cache::RuleCache;
 use crate::ingest::{Batcher, Committers};

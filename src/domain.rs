@@ -435,10 +435,7 @@ pub enum Disposition {
     /// Done: `completed`.
     Completed,
     /// Try again at this time (`retrying`). `throttled` attempts do not spend the retry budget.
-    RetryAt {
-        at: DateTime<Utc>,
-        throttled: bool,
-    },
+    RetryAt { at: DateTime<Utc>, throttled: bool },
     /// Give up: `failed`.
     Failed,
     /// The connection's key was rejected: `retrying` with no next attempt until the connection is fixed.

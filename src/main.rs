@@ -68,8 +68,10 @@ enum SandboxCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Single-event ingest throughput and latency against a running or in-process Handoff.
+    /// Single-event ingest throughput and latency against an in-process Handoff.
     Ingest(handoff::bench::IngestBenchArgs),
+    /// Requests per second the ActiveCampaign sandbox sustains with its rate limit off.
+    Sandbox(handoff::sandbox::SandboxBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -144,6 +146,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init("text", "warn");
             handoff::bench::ingest(args).await
+        }
+        Command::Bench {
+            which: BenchCommand::Sandbox(args),
+        } => {
+            telemetry::init("text", "warn");
+            handoff::sandbox::bench(args).await
         }
     }
 }

@@ -66,7 +66,10 @@ impl AccountLimiter {
 
     /// Tells the limiter it is node `index` of `nodes` live worker nodes.
     pub fn set_membership(&self, nodes: usize, index: usize, now: Instant) {
-        let new = Membership { nodes: nodes.max(1), index };
+        let new = Membership {
+            nodes: nodes.max(1),
+            index,
+        };
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if new == s.current {
             s.pending = None;
@@ -74,9 +77,8 @@ impl AccountLimiter {
         }
         // Compare with a representative limit: a membership with more nodes, or a later index, never
         // gives more. Fewer nodes, or an earlier index, may give more: delay it by one window.
-        let gives_less_or_equal = (1..=1000).all(|l| {
-            share(l, new.nodes, new.index) <= share(l, s.current.nodes, s.current.index)
-        });
+        let gives_less_or_equal = (1..=1000)
+            .all(|l| share(l, new.nodes, new.index) <= share(l, s.current.nodes, s.current.index));
         if gives_less_or_equal {
             s.current = new;
             s.pending = None;
@@ -103,7 +105,12 @@ impl AccountLimiter {
 
     /// Takes a slot for one call to `account` at `now`, or says how long until one frees.
     /// `Err(None)` means this node has no share of the account at all.
-    pub fn try_acquire(&self, account: &str, limit: u32, now: Instant) -> Result<(), Option<Duration>> {
+    pub fn try_acquire(
+        &self,
+        account: &str,
+        limit: u32,
+        now: Instant,
+    ) -> Result<(), Option<Duration>> {
         let window = self.window();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         Self::promote(&mut s, now);
@@ -112,7 +119,10 @@ impl AccountLimiter {
             return Err(None);
         }
         let recent = s.windows.entry(account.to_owned()).or_default();
-        while recent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             recent.pop_front();
         }
         if recent.len() < allowed {
@@ -153,7 +163,12 @@ mod tests {
     /// The largest number of instants inside any window of `len`.
     fn max_in_any_window(times: &[Instant], len: Duration) -> usize {
         (0..times.len())
-            .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < len).count())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| t.duration_since(times[i]) < len)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }
@@ -203,8 +218,15 @@ mod tests {
         }
         assert!(limiter.try_acquire("a", 5, now).is_err());
         assert!(limiter.try_acquire("b", 5, now).is_ok());
-        assert_eq!(limiter.try_acquire("a", 5, now + Duration::from_millis(400)), Err(Some(Duration::from_millis(600))));
-        assert!(limiter.try_acquire("a", 5, now + Duration::from_secs(1)).is_ok());
+        assert_eq!(
+            limiter.try_acquire("a", 5, now + Duration::from_millis(400)),
+            Err(Some(Duration::from_millis(600)))
+        );
+        assert!(
+            limiter
+                .try_acquire("a", 5, now + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -218,6 +240,9 @@ mod tests {
         assert_eq!(limiter.local_limit(5, t + Duration::from_millis(999)), 2);
         assert_eq!(limiter.local_limit(5, t + Duration::from_secs(1)), 5);
         limiter.set_membership(8, 7, t);
-        assert_eq!(limiter.try_acquire("a", 5, t + Duration::from_secs(2)), Err(None));
+        assert_eq!(
+            limiter.try_acquire("a", 5, t + Duration::from_secs(2)),
+            Err(None)
+        );
     }
 }

@@ -15,7 +15,10 @@ pub enum Outcome {
     /// 429, or a 503 carrying `Retry-After` (older accounts throttle that way). Never spends the budget.
     Throttled { retry_after: Option<u64> },
     /// 5xx, timeouts, resets: retry with backoff (honouring a bounded `Retry-After` when sent).
-    Transient { code: OutcomeCode, retry_after: Option<u64> },
+    Transient {
+        code: OutcomeCode,
+        retry_after: Option<u64>,
+    },
     /// 401/403: the connection's key is wrong; park until it is fixed.
     AuthFailed,
     /// Other 4xx, template (mapping) errors: fail at once.
@@ -83,7 +86,8 @@ impl RetryPolicy {
         now: DateTime<Utc>,
         unit: f64,
     ) -> Disposition {
-        let at = |d: Duration| now + chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+        let at =
+            |d: Duration| now + chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
         match outcome {
             Outcome::Delivered => Disposition::Completed,
             Outcome::Throttled { retry_after } => Disposition::RetryAt {
@@ -92,7 +96,9 @@ impl RetryPolicy {
             },
             Outcome::Transient { retry_after, .. } => match self.backoff(budgeted_failures, unit) {
                 Some(delay) => {
-                    let floor = retry_after.map(|s| self.throttle_wait(Some(s))).unwrap_or_default();
+                    let floor = retry_after
+                        .map(|s| self.throttle_wait(Some(s)))
+                        .unwrap_or_default();
                     Disposition::RetryAt {
                         at: at(delay.max(floor)),
                         throttled: false,
@@ -119,18 +125,31 @@ mod tests {
     use super::*;
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-03-21T15:06:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-03-21T15:06:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
     fn the_schedule_is_followed_then_the_delivery_fails() {
         let p = RetryPolicy::default();
         let expected = [5, 30, 120, 600, 1800, 7200, 21600, 43200, 86400];
-        let transient = Outcome::Transient { code: OutcomeCode::RejectedServerError, retry_after: None };
+        let transient = Outcome::Transient {
+            code: OutcomeCode::RejectedServerError,
+            retry_after: None,
+        };
         for (i, secs) in expected.iter().enumerate() {
             // unit 0.5 means no jitter.
             let d = p.decide(&transient, i + 1, t0(), 0.5);
-            assert_eq!(d, Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(*secs), throttled: false }, "retry {}", i + 1);
+            assert_eq!(
+                d,
+                Disposition::RetryAt {
+                    at: t0() + chrono::TimeDelta::seconds(*secs),
+                    throttled: false
+                },
+                "retry {}",
+                i + 1
+            );
         }
         assert_eq!(p.decide(&transient, 10, t0(), 0.5), Disposition::Failed);
     }
@@ -144,37 +163,122 @@ mod tests {
             let d = p.backoff(2, random_unit()).unwrap().as_secs_f64();
             assert!((24.0..=36.0).contains(&d), "{d}");
         }
-        let spread: std::collections::BTreeSet<u64> = (0..200).map(|_| p.backoff(9, random_unit()).unwrap().as_secs()).collect();
+        let spread: std::collections::BTreeSet<u64> = (0..200)
+            .map(|_| p.backoff(9, random_unit()).unwrap().as_secs())
+            .collect();
         assert!(spread.len() > 50, "jitter spreads retries out");
     }
 
     #[test]
     fn throttling_waits_retry_after_within_bounds_and_never_spends_the_budget() {
         let p = RetryPolicy::default();
-        let d = p.decide(&Outcome::Throttled { retry_after: Some(30) }, 99, t0(), 0.5);
-        assert_eq!(d, Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(30), throttled: true });
-        let d = p.decide(&Outcome::Throttled { retry_after: Some(999_999) }, 1, t0(), 0.5);
-        assert_eq!(d, Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(3600), throttled: true });
+        let d = p.decide(
+            &Outcome::Throttled {
+                retry_after: Some(30),
+            },
+            99,
+            t0(),
+            0.5,
+        );
+        assert_eq!(
+            d,
+            Disposition::RetryAt {
+                at: t0() + chrono::TimeDelta::seconds(30),
+                throttled: true
+            }
+        );
+        let d = p.decide(
+            &Outcome::Throttled {
+                retry_after: Some(999_999),
+            },
+            1,
+            t0(),
+            0.5,
+        );
+        assert_eq!(
+            d,
+            Disposition::RetryAt {
+                at: t0() + chrono::TimeDelta::seconds(3600),
+                throttled: true
+            }
+        );
         let d = p.decide(&Outcome::Throttled { retry_after: None }, 1, t0(), 0.5);
-        assert_eq!(d, Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(1), throttled: true });
-        let d = p.decide(&Outcome::Throttled { retry_after: Some(0) }, 1, t0(), 0.5);
-        assert_eq!(d, Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(1), throttled: true });
+        assert_eq!(
+            d,
+            Disposition::RetryAt {
+                at: t0() + chrono::TimeDelta::seconds(1),
+                throttled: true
+            }
+        );
+        let d = p.decide(
+            &Outcome::Throttled {
+                retry_after: Some(0),
+            },
+            1,
+            t0(),
+            0.5,
+        );
+        assert_eq!(
+            d,
+            Disposition::RetryAt {
+                at: t0() + chrono::TimeDelta::seconds(1),
+                throttled: true
+            }
+        );
     }
 
     #[test]
     fn a_server_error_with_retry_after_waits_at_least_that_long() {
         let p = RetryPolicy::default();
-        let o = Outcome::Transient { code: OutcomeCode::RejectedServerError, retry_after: Some(120) };
-        assert_eq!(p.decide(&o, 1, t0(), 0.5), Disposition::RetryAt { at: t0() + chrono::TimeDelta::seconds(120), throttled: false });
+        let o = Outcome::Transient {
+            code: OutcomeCode::RejectedServerError,
+            retry_after: Some(120),
+        };
+        assert_eq!(
+            p.decide(&o, 1, t0(), 0.5),
+            Disposition::RetryAt {
+                at: t0() + chrono::TimeDelta::seconds(120),
+                throttled: false
+            }
+        );
     }
 
     #[test]
     fn auth_failures_park_permanent_errors_fail_and_gone_cancels() {
         let p = RetryPolicy::default();
-        assert_eq!(p.decide(&Outcome::AuthFailed, 1, t0(), 0.5), Disposition::Parked);
-        assert_eq!(p.decide(&Outcome::Permanent { code: OutcomeCode::RejectedClientError }, 1, t0(), 0.5), Disposition::Failed);
-        assert_eq!(p.decide(&Outcome::Permanent { code: OutcomeCode::MappingError }, 1, t0(), 0.5), Disposition::Failed);
-        assert_eq!(p.decide(&Outcome::Gone, 1, t0(), 0.5), Disposition::Canceled);
-        assert_eq!(p.decide(&Outcome::Delivered, 1, t0(), 0.5), Disposition::Completed);
+        assert_eq!(
+            p.decide(&Outcome::AuthFailed, 1, t0(), 0.5),
+            Disposition::Parked
+        );
+        assert_eq!(
+            p.decide(
+                &Outcome::Permanent {
+                    code: OutcomeCode::RejectedClientError
+                },
+                1,
+                t0(),
+                0.5
+            ),
+            Disposition::Failed
+        );
+        assert_eq!(
+            p.decide(
+                &Outcome::Permanent {
+                    code: OutcomeCode::MappingError
+                },
+                1,
+                t0(),
+                0.5
+            ),
+            Disposition::Failed
+        );
+        assert_eq!(
+            p.decide(&Outcome::Gone, 1, t0(), 0.5),
+            Disposition::Canceled
+        );
+        assert_eq!(
+            p.decide(&Outcome::Delivered, 1, t0(), 0.5),
+            Disposition::Completed
+        );
     }
 }

@@ -112,7 +112,10 @@ fn parse_fields(obj: &Map<String, Value>, creating: bool) -> Result<Fields, Vec<
                 None
             }
             Some(Value::String(s)) if s.chars().count() > max || s.contains('\0') => {
-                errors.push(FieldError::new(name, format!("must be at most {max} characters")));
+                errors.push(FieldError::new(
+                    name,
+                    format!("must be at most {max} characters"),
+                ));
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
@@ -175,11 +178,26 @@ fn parse_fields(obj: &Map<String, Value>, creating: bool) -> Result<Fields, Vec<
 
 fn account_error(e: AccountError) -> ApiError {
     let (code, msg) = match &e {
-        AccountError::Rejected => ("destination_auth_failed", "ActiveCampaign rejected the API key".to_owned()),
-        AccountError::Timeout => ("destination_timeout", "the account did not answer within 4 s".to_owned()),
-        AccountError::Unreachable(_) => ("destination_unreachable", "the account could not be reached at api_url".to_owned()),
-        AccountError::NotAllowed => ("destination_not_allowed", "api_url resolves to an address that is not allowed".to_owned()),
-        AccountError::Unexpected { status, .. } => ("destination_error", format!("ActiveCampaign answered HTTP {status}")),
+        AccountError::Rejected => (
+            "destination_auth_failed",
+            "ActiveCampaign rejected the API key".to_owned(),
+        ),
+        AccountError::Timeout => (
+            "destination_timeout",
+            "the account did not answer within 4 s".to_owned(),
+        ),
+        AccountError::Unreachable(_) => (
+            "destination_unreachable",
+            "the account could not be reached at api_url".to_owned(),
+        ),
+        AccountError::NotAllowed => (
+            "destination_not_allowed",
+            "api_url resolves to an address that is not allowed".to_owned(),
+        ),
+        AccountError::Unexpected { status, .. } => (
+            "destination_error",
+            format!("ActiveCampaign answered HTTP {status}"),
+        ),
     };
     tracing::info!(reason = %e, "destination account check failed");
     ApiError::unprocessable(code, msg)
@@ -195,10 +213,9 @@ fn url_error(e: UrlError) -> ApiError {
             "destination_not_allowed",
             "api_url resolves to a loopback, private or link-local address",
         ),
-        UrlError::Unresolvable => ApiError::unprocessable(
-            "destination_unreachable",
-            "api_url's host does not resolve",
-        ),
+        UrlError::Unresolvable => {
+            ApiError::unprocessable("destination_unreachable", "api_url's host does not resolve")
+        }
     }
 }
 
@@ -240,7 +257,8 @@ impl AppState {
 }
 
 fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object().ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
+    body.as_object()
+        .ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
 }
 
 async fn find(state: &AppState, org: OrganizationId, raw: &str) -> Result<Connection, ApiError> {
@@ -265,17 +283,27 @@ pub async fn create_connection(
 ) -> Result<(StatusCode, Json<ConnectionEnvelope>), ApiError> {
     let obj = object(&body)?;
     let mut errors = Vec::new();
-    let workspace = match obj.get("workspace").and_then(Value::as_str).map(Uuid::parse_str) {
+    let workspace = match obj
+        .get("workspace")
+        .and_then(Value::as_str)
+        .map(Uuid::parse_str)
+    {
         Some(Ok(id)) => Some(WorkspaceId(id)),
         _ => {
-            errors.push(FieldError::new("workspace", "must be a workspace id (UUID)"));
+            errors.push(FieldError::new(
+                "workspace",
+                "must be a workspace id (UUID)",
+            ));
             None
         }
     };
     let kind = match obj.get("type") {
         Some(Value::String(s)) => Some(s.clone()),
         _ => {
-            errors.push(FieldError::new("type", "is required (one of: activecampaign)"));
+            errors.push(FieldError::new(
+                "type",
+                "is required (one of: activecampaign)",
+            ));
             None
         }
     };
@@ -286,7 +314,11 @@ pub async fn create_connection(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let (workspace, kind, fields) = (workspace.expect("checked"), kind.expect("checked"), fields.expect("checked"));
+    let (workspace, kind, fields) = (
+        workspace.expect("checked"),
+        kind.expect("checked"),
+        fields.expect("checked"),
+    );
     if kind != activecampaign::TYPE {
         return Err(ApiError {
             data: vec![FieldError::new("type", "must be one of: activecampaign")],
@@ -296,12 +328,23 @@ pub async fn create_connection(
             )
         });
     }
-    if state.store.get_workspace(caller.org(), workspace).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "workspace_not_found", "workspace not found"));
+    if state
+        .store
+        .get_workspace(caller.org(), workspace)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "workspace_not_found",
+            "workspace not found",
+        ));
     }
     let api_url = fields.api_url.expect("required");
     let api_key = fields.api_key.expect("required");
-    state.verify_account(&api_url, api_key.clone().into()).await?;
+    state
+        .verify_account(&api_url, api_key.clone().into())
+        .await?;
     let id = ConnectionId::new_v7();
     let now = crate::domain::now();
     let connection = Connection {
@@ -311,7 +354,9 @@ pub async fn create_connection(
         integration_type: kind,
         name: fields.name.expect("required"),
         api_url: api_url.trim().to_owned(),
-        api_key_ciphertext: state.master_key.seal(&api_key_context(id), api_key.as_bytes()),
+        api_key_ciphertext: state
+            .master_key
+            .seal(&api_key_context(id), api_key.as_bytes()),
         rate_limit_per_second: fields.rate_limit.flatten(),
         hidden: fields.hidden.unwrap_or(false),
         active: true,
@@ -322,12 +367,25 @@ pub async fn create_connection(
     };
     state.store.create_connection(&connection).await?;
     tracing::info!(connection.id = %id, workspace.id = %workspace, "connection created");
-    Ok((StatusCode::CREATED, Json(ConnectionEnvelope { connection: (&connection).into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectionEnvelope {
+            connection: (&connection).into(),
+        }),
+    ))
 }
 
-async fn list(state: &AppState, org: OrganizationId, workspace: Option<WorkspaceId>, query: &QueryMap) -> Result<Page<ConnectionObject>, ApiError> {
+async fn list(
+    state: &AppState,
+    org: OrganizationId,
+    workspace: Option<WorkspaceId>,
+    query: &QueryMap,
+) -> Result<Page<ConnectionObject>, ApiError> {
     let params = PageParams::from_query(query)?;
-    let rows = state.store.list_connections(org, workspace, params.request()).await?;
+    let rows = state
+        .store
+        .list_connections(org, workspace, params.request())
+        .await?;
     Ok(params.page(rows, |c| c.id.0, |c| ConnectionObject::from(&c)))
 }
 
@@ -336,7 +394,11 @@ async fn list(state: &AppState, org: OrganizationId, workspace: Option<Workspace
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<ConnectionObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn list_connections(State(state): State<AppState>, caller: Machine, query: QueryMap) -> Result<Json<Page<ConnectionObject>>, ApiError> {
+pub async fn list_connections(
+    State(state): State<AppState>,
+    caller: Machine,
+    query: QueryMap,
+) -> Result<Json<Page<ConnectionObject>>, ApiError> {
     Ok(Json(list(&state, caller.org(), None, &query).await?))
 }
 
@@ -345,7 +407,12 @@ pub async fn list_connections(State(state): State<AppState>, caller: Machine, qu
     params(("id" = Uuid, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<ConnectionObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn list_workspace_connections(State(state): State<AppState>, caller: Machine, Path(id): Path<String>, query: QueryMap) -> Result<Json<Page<ConnectionObject>>, ApiError> {
+pub async fn list_workspace_connections(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+    query: QueryMap,
+) -> Result<Json<Page<ConnectionObject>>, ApiError> {
     let ws = WorkspaceId(parse_id(&id, "workspace")?);
     if state.store.get_workspace(caller.org(), ws).await?.is_none() {
         return Err(ApiError::not_found("workspace"));
@@ -357,7 +424,11 @@ pub async fn list_workspace_connections(State(state): State<AppState>, caller: M
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", params(("id" = Uuid, Path)),
     responses((status = 200, body = ConnectionObject), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn get_connection(State(state): State<AppState>, caller: Machine, Path(id): Path<String>) -> Result<Json<ConnectionObject>, ApiError> {
+pub async fn get_connection(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+) -> Result<Json<ConnectionObject>, ApiError> {
     Ok(Json((&find(&state, caller.org(), &id).await?).into()))
 }
 
@@ -376,7 +447,10 @@ pub async fn update_connection(
     let obj = object(&body)?;
     let fields = parse_fields(obj, false).map_err(ApiError::validation)?;
     let mut c = find(&state, caller.org(), &id).await?;
-    let url_changed = fields.api_url.as_deref().is_some_and(|u| u.trim() != c.api_url);
+    let url_changed = fields
+        .api_url
+        .as_deref()
+        .is_some_and(|u| u.trim() != c.api_url);
     let key = match &fields.api_key {
         Some(k) => SecretString::from(k.clone()),
         None => state.connection_key(&c)?,
@@ -426,14 +500,25 @@ pub async fn delete_connection(
     let force = match body.as_ref().and_then(|b| b.get("force_delete")) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::validation(vec![FieldError::new("force_delete", "must be a boolean")])),
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "force_delete",
+                "must be a boolean",
+            )]));
+        }
     };
     let c = find(&state, caller.org(), &id).await?;
-    match state.store.delete_connection(caller.org(), c.id, force).await? {
+    match state
+        .store
+        .delete_connection(caller.org(), c.id, force)
+        .await?
+    {
         ConnectionDeletion::NotFound => Err(ApiError::not_found("connection")),
         ConnectionDeletion::InUse { rules } => Err(ApiError::conflict(
             "connection_in_use",
-            format!("{rules} rule(s) use this connection; delete them first or send {{\"force_delete\": true}}"),
+            format!(
+                "{rules} rule(s) use this connection; delete them first or send {{\"force_delete\": true}}"
+            ),
         )),
         ConnectionDeletion::Deleted { rules_deleted } => {
             tracing::info!(connection.id = %c.id, rules_deleted, "connection deleted");
@@ -462,15 +547,22 @@ pub struct ActionsObject {
     responses((status = 200, body = ActionsObject), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, description = "The account refused or did not answer", body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn connection_actions(State(state): State<AppState>, caller: Machine, Path(id): Path<String>) -> Result<Json<ActionsObject>, ApiError> {
+pub async fn connection_actions(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+) -> Result<Json<ActionsObject>, ApiError> {
     let c = find(&state, caller.org(), &id).await?;
-    let url = check_url(&c.api_url, state.destinations.allow_private_networks).await.map_err(url_error)?;
+    let url = check_url(&c.api_url, state.destinations.allow_private_networks)
+        .await
+        .map_err(url_error)?;
     let client = state.interactive_client(&url, state.connection_key(&c)?);
     let bound = Duration::from_millis(state.destinations.interactive_timeout_ms);
-    let (tags, lists) = match tokio::time::timeout(bound, activecampaign::live_actions(&client)).await {
-        Ok(r) => r.map_err(account_error)?,
-        Err(_) => return Err(account_error(AccountError::Timeout)),
-    };
+    let (tags, lists) =
+        match tokio::time::timeout(bound, activecampaign::live_actions(&client)).await {
+            Ok(r) => r.map_err(account_error)?,
+            Err(_) => return Err(account_error(AccountError::Timeout)),
+        };
     let tags: &[NamedId] = &tags;
     let lists: &[NamedId] = &lists;
     Ok(Json(ActionsObject {
@@ -487,7 +579,10 @@ pub async fn connection_actions(State(state): State<AppState>, caller: Machine, 
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<Object>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn list_integrations(_caller: Machine, query: QueryMap) -> Result<Json<Page<Value>>, ApiError> {
+pub async fn list_integrations(
+    _caller: Machine,
+    query: QueryMap,
+) -> Result<Json<Page<Value>>, ApiError> {
     let params = PageParams::from_query(&query)?;
     let records: Vec<Value> = crate::destinations::CATALOG
         .iter()
@@ -498,5 +593,10 @@ pub async fn list_integrations(_caller: Machine, query: QueryMap) -> Result<Json
             json!({"type": i.kind, "name": i.name, "authentication": {"type": "api_key", "fields": fields}, "actions": actions})
         })
         .collect();
-    Ok(Json(Page { count: records.len(), limit: params.limit, next_cursor: None, records }))
+    Ok(Json(Page {
+        count: records.len(),
+        limit: params.limit,
+        next_cursor: None,
+        records,
+    }))
 }

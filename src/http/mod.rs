@@ -24,10 +24,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::auth::crypto::MasterKey;
+use crate::config::DestinationsConfig;
 use crate::domain::{NewRuleEvent, WorkspaceId};
 use crate::error::ApiError;
 use crate::ingest::ratelimit::KeyRateLimiter;
-use crate::config::DestinationsConfig;
 use crate::ingest::rule_cache::RuleCache;
 use crate::ingest::{Batcher, ValidEvent};
 use crate::storage::Store;

@@ -97,7 +97,13 @@ struct RuleFields {
     conditions: Value,
 }
 
-fn optional_text(obj: &Map<String, Value>, name: &str, errors: &mut Vec<FieldError>, ok: impl Fn(&str) -> bool, rule: &str) -> Option<String> {
+fn optional_text(
+    obj: &Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+    ok: impl Fn(&str) -> bool,
+    rule: &str,
+) -> Option<String> {
     match obj.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if ok(s) => Some(s.clone()),
@@ -133,18 +139,35 @@ fn parse_rule(obj: &Map<String, Value>) -> Result<RuleFields, ApiError> {
     let mut errors = Vec::new();
     let connection = uuid_field(obj, "connection", &mut errors);
     let event = match obj.get("event") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 && !s.contains('\0') => Some(s.clone()),
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.chars().count() <= 128 && !s.contains('\0') =>
+        {
+            Some(s.clone())
+        }
         _ => {
-            errors.push(FieldError::new("event", "is required: a non-blank event name of at most 128 characters"));
+            errors.push(FieldError::new(
+                "event",
+                "is required: a non-blank event name of at most 128 characters",
+            ));
             None
         }
     };
-    let resource = optional_text(obj, "resource", &mut errors, |s| !s.trim().is_empty() && s.chars().count() <= 128 && !s.contains('\0'), "must be a non-blank string of at most 128 characters");
+    let resource = optional_text(
+        obj,
+        "resource",
+        &mut errors,
+        |s| !s.trim().is_empty() && s.chars().count() <= 128 && !s.contains('\0'),
+        "must be a non-blank string of at most 128 characters",
+    );
     let resource_id = optional_text(
         obj,
         "resource_id",
         &mut errors,
-        |s| (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')),
+        |s| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        },
         "must match ^[A-Za-z0-9._:-]{1,64}$",
     );
     let active = flag(obj, "active", true, &mut errors);
@@ -186,23 +209,40 @@ fn parse_rule(obj: &Map<String, Value>) -> Result<RuleFields, ApiError> {
 }
 
 fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object().ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
+    body.as_object()
+        .ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
 }
 
 /// The connection must exist in the organization and belong to the rule's workspace (else 404).
-async fn connection_type(state: &AppState, org: OrganizationId, workspace: WorkspaceId, id: ConnectionId) -> Result<String, ApiError> {
+async fn connection_type(
+    state: &AppState,
+    org: OrganizationId,
+    workspace: WorkspaceId,
+    id: ConnectionId,
+) -> Result<String, ApiError> {
     match state.store.get_connection(org, id).await? {
         Some(c) if c.workspace_id == workspace => Ok(c.integration_type),
         _ => Err(ApiError {
-            data: vec![FieldError::new("connection", "not found in the rule's workspace")],
-            ..ApiError::new(StatusCode::NOT_FOUND, "connection_not_found", "connection not found in the rule's workspace")
+            data: vec![FieldError::new(
+                "connection",
+                "not found in the rule's workspace",
+            )],
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "connection_not_found",
+                "connection not found in the rule's workspace",
+            )
         }),
     }
 }
 
 async fn find(state: &AppState, org: OrganizationId, raw: &str) -> Result<Rule, ApiError> {
     let id = RuleId(parse_id(raw, "rule")?);
-    state.store.get_rule(org, id).await?.ok_or_else(|| ApiError::not_found("rule"))
+    state
+        .store
+        .get_rule(org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rule"))
 }
 
 /// Creates a rule.
@@ -225,11 +265,24 @@ pub async fn create_rule(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let (workspace, fields) = (WorkspaceId(workspace.expect("checked")), fields.expect("checked"));
-    if state.store.get_workspace(caller.org(), workspace).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "workspace_not_found", "workspace not found"));
+    let (workspace, fields) = (
+        WorkspaceId(workspace.expect("checked")),
+        fields.expect("checked"),
+    );
+    if state
+        .store
+        .get_workspace(caller.org(), workspace)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "workspace_not_found",
+            "workspace not found",
+        ));
     }
-    let integration_type = connection_type(&state, caller.org(), workspace, fields.connection).await?;
+    let integration_type =
+        connection_type(&state, caller.org(), workspace, fields.connection).await?;
     let now = crate::domain::now();
     let rule = Rule {
         id: RuleId::new_v7(),
@@ -250,17 +303,35 @@ pub async fn create_rule(
     };
     state.store.create_rule(&rule).await?;
     tracing::info!(rule.id = %rule.id, workspace.id = %workspace, "rule created");
-    Ok((StatusCode::CREATED, Json(RuleEnvelope { rule: (&rule).into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RuleEnvelope {
+            rule: (&rule).into(),
+        }),
+    ))
 }
 
 fn filter(query: &QueryMap, workspace: Option<WorkspaceId>) -> RuleFilter {
     let get = |k: &str| query.0.get(k).filter(|v| !v.is_empty()).cloned();
-    RuleFilter { workspace, event: get("event"), resource: get("resource"), resource_id: get("resource_id") }
+    RuleFilter {
+        workspace,
+        event: get("event"),
+        resource: get("resource"),
+        resource_id: get("resource_id"),
+    }
 }
 
-async fn list(state: &AppState, org: OrganizationId, workspace: Option<WorkspaceId>, query: &QueryMap) -> Result<Page<RuleObject>, ApiError> {
+async fn list(
+    state: &AppState,
+    org: OrganizationId,
+    workspace: Option<WorkspaceId>,
+    query: &QueryMap,
+) -> Result<Page<RuleObject>, ApiError> {
     let params = PageParams::from_query(query)?;
-    let rows = state.store.list_rules(org, &filter(query, workspace), params.request()).await?;
+    let rows = state
+        .store
+        .list_rules(org, &filter(query, workspace), params.request())
+        .await?;
     Ok(params.page(rows, |r| r.id.0, |r| RuleObject::from(&r)))
 }
 
@@ -270,7 +341,11 @@ async fn list(state: &AppState, org: OrganizationId, workspace: Option<Workspace
            ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<RuleObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn list_rules(State(state): State<AppState>, caller: Machine, query: QueryMap) -> Result<Json<Page<RuleObject>>, ApiError> {
+pub async fn list_rules(
+    State(state): State<AppState>,
+    caller: Machine,
+    query: QueryMap,
+) -> Result<Json<Page<RuleObject>>, ApiError> {
     Ok(Json(list(&state, caller.org(), None, &query).await?))
 }
 
@@ -280,7 +355,12 @@ pub async fn list_rules(State(state): State<AppState>, caller: Machine, query: Q
            ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<RuleObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn list_workspace_rules(State(state): State<AppState>, caller: Machine, Path(id): Path<String>, query: QueryMap) -> Result<Json<Page<RuleObject>>, ApiError> {
+pub async fn list_workspace_rules(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+    query: QueryMap,
+) -> Result<Json<Page<RuleObject>>, ApiError> {
     let ws = WorkspaceId(parse_id(&id, "workspace")?);
     if state.store.get_workspace(caller.org(), ws).await?.is_none() {
         return Err(ApiError::not_found("workspace"));
@@ -292,7 +372,11 @@ pub async fn list_workspace_rules(State(state): State<AppState>, caller: Machine
 #[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = Uuid, Path)),
     responses((status = 200, body = RuleObject), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn get_rule(State(state): State<AppState>, caller: Machine, Path(id): Path<String>) -> Result<Json<RuleObject>, ApiError> {
+pub async fn get_rule(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+) -> Result<Json<RuleObject>, ApiError> {
     Ok(Json((&find(&state, caller.org(), &id).await?).into()))
 }
 
@@ -308,7 +392,8 @@ pub async fn update_rule(
 ) -> Result<Json<RuleObject>, ApiError> {
     let fields = parse_rule(object(&body)?)?;
     let mut rule = find(&state, caller.org(), &id).await?;
-    rule.integration_type = connection_type(&state, caller.org(), rule.workspace_id, fields.connection).await?;
+    rule.integration_type =
+        connection_type(&state, caller.org(), rule.workspace_id, fields.connection).await?;
     rule.connection_id = fields.connection;
     rule.event = fields.event;
     rule.resource = fields.resource;
@@ -318,7 +403,11 @@ pub async fn update_rule(
     rule.active = fields.active;
     rule.hidden = fields.hidden;
     rule.updated_at = crate::domain::now();
-    let saved = state.store.update_rule(caller.org(), &rule).await?.ok_or_else(|| ApiError::not_found("rule"))?;
+    let saved = state
+        .store
+        .update_rule(caller.org(), &rule)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rule"))?;
     tracing::info!(rule.id = %saved.id, "rule updated");
     Ok(Json((&saved).into()))
 }
@@ -328,10 +417,21 @@ pub async fn update_rule(
     responses((status = 200, description = "`{id, connection, type, event, resource, resource_id}`", body = Object),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub async fn delete_rule(State(state): State<AppState>, caller: Machine, Path(id): Path<String>, _body: OptionalJsonBody) -> Result<Json<Value>, ApiError> {
+pub async fn delete_rule(
+    State(state): State<AppState>,
+    caller: Machine,
+    Path(id): Path<String>,
+    _body: OptionalJsonBody,
+) -> Result<Json<Value>, ApiError> {
     let id = RuleId(parse_id(&id, "rule")?);
-    let r = state.store.delete_rule(caller.org(), id).await?.ok_or_else(|| ApiError::not_found("rule"))?;
+    let r = state
+        .store
+        .delete_rule(caller.org(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rule"))?;
     tracing::info!(rule.id = %r.id, "rule deleted");
-    Ok(Json(json!({"id": r.id, "connection": r.connection_id, "type": r.integration_type,
-                   "event": r.event, "resource": r.resource, "resource_id": r.resource_id})))
+    Ok(Json(
+        json!({"id": r.id, "connection": r.connection_id, "type": r.integration_type,
+                   "event": r.event, "resource": r.resource, "resource_id": r.resource_id}),
+    ))
 }

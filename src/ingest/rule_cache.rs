@@ -102,7 +102,11 @@ impl RuleCache {
     }
 
     /// One new rule event per active rule of the workspace that matches the event.
-    pub async fn plan(&self, workspace: WorkspaceId, event: &EventView<'_>) -> Result<Vec<NewRuleEvent>> {
+    pub async fn plan(
+        &self,
+        workspace: WorkspaceId,
+        event: &EventView<'_>,
+    ) -> Result<Vec<NewRuleEvent>> {
         let rules = self.rules(workspace).await?;
         Ok(rules
             .iter()
@@ -116,4 +120,3 @@ impl RuleCache {
             .collect())
     }
 }
-

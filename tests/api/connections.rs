@@ -162,11 +162,31 @@ mod sqlite_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_loopback_api_url_is_refused_unless_private_networks_are_allowed() {
-        let app = TestApp::spawn(TestDb::sqlite().await, &[("HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS", "false")]).await;
+        let app = TestApp::spawn(
+            TestDb::sqlite().await,
+            &[("HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS", "false")],
+        )
+        .await;
         let (_sandbox, account) = sandbox_account().await;
-        let body = error_body(app.post("/api/v1/connections", &create_body(&app, &account.api_url, &account.token)).await, 422).await;
+        let body = error_body(
+            app.post(
+                "/api/v1/connections",
+                &create_body(&app, &account.api_url, &account.token),
+            )
+            .await,
+            422,
+        )
+        .await;
         assert_eq!(body["error"]["code"], "destination_not_allowed");
-        let body = error_body(app.post("/api/v1/connections", &create_body(&app, "http://localhost:9/x", "k")).await, 422).await;
+        let body = error_body(
+            app.post(
+                "/api/v1/connections",
+                &create_body(&app, "http://localhost:9/x", "k"),
+            )
+            .await,
+            422,
+        )
+        .await;
         assert_eq!(body["error"]["code"], "destination_not_allowed");
     }
 }

@@ -69,9 +69,9 @@ app_tests! {
         let b = app.rule_for(&conn, json!({"event": "trial.started"})).await;
         let ids = |v: Value| v["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
         assert_eq!(ids(app.get("/api/v1/rules").await.json().await.unwrap()), [b.clone(), a.clone()]);
-        assert_eq!(ids(app.get("/api/v1/rules?event=page.completed").await.json().await.unwrap()), [a.clone()]);
-        assert_eq!(ids(app.get("/api/v1/rules?resource=onboarding_sequence").await.json().await.unwrap()), [a.clone()]);
-        assert_eq!(ids(app.get(&format!("/api/v1/workspaces/{}/rules?event=trial.started", app.creds.workspace_id)).await.json().await.unwrap()), [b.clone()]);
+        assert_eq!(ids(app.get("/api/v1/rules?event=page.completed").await.json().await.unwrap()), vec![a.clone()]);
+        assert_eq!(ids(app.get("/api/v1/rules?resource=onboarding_sequence").await.json().await.unwrap()), vec![a.clone()]);
+        assert_eq!(ids(app.get(&format!("/api/v1/workspaces/{}/rules?event=trial.started", app.creds.workspace_id)).await.json().await.unwrap()), vec![b.clone()]);
 
         let put: Value = app.put(&format!("/api/v1/rules/{a}"), &json!({"connection": conn, "event": "page.completed",
             "active": false, "metadata": {"action": "add_to_list", "id": 2}})).await.json().await.unwrap();
@@ -124,20 +124,39 @@ mod postgres_only {
     use handoff::storage::testing::TestDb;
 
     /// Sends the onboarding event to `node` until it fans out to `want` rule events, for at most `within`.
-    async fn wait_for_fan_out(app: &TestApp, node: std::net::SocketAddr, want: i64, within: Duration) -> Duration {
+    async fn wait_for_fan_out(
+        app: &TestApp,
+        node: std::net::SocketAddr,
+        want: i64,
+        within: Duration,
+    ) -> Duration {
         let started = Instant::now();
         loop {
-            let resp = app.client.post(format!("http://{node}/api/v1/events"))
+            let resp = app
+                .client
+                .post(format!("http://{node}/api/v1/events"))
                 .header("X-Meshes-Publishable-Key", &app.creds.publishable_key)
-                .json(&onboarding_event()).send().await.unwrap();
+                .json(&onboarding_event())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 201);
             let v: Value = resp.json().await.unwrap();
             let id: uuid::Uuid = v["event"]["id"].as_str().unwrap().parse().unwrap();
-            let e = app.store.get_event(app.creds.organization_id, id.into()).await.unwrap().unwrap();
+            let e = app
+                .store
+                .get_event(app.creds.organization_id, id.into())
+                .await
+                .unwrap()
+                .unwrap();
             if e.total_rules == want {
                 return started.elapsed();
             }
-            assert!(started.elapsed() < within, "node {node} still fans out to {} after {within:?}", e.total_rules);
+            assert!(
+                started.elapsed() < within,
+                "node {node} still fans out to {} after {within:?}",
+                e.total_rules
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -156,7 +175,12 @@ mod postgres_only {
         let conn = app.connection_for(&account).await;
         let rule = app.rule_for(&conn, json!({})).await;
         wait_for_fan_out(&app, node_b, 1, Duration::from_secs(1)).await;
-        app.client.delete(app.url(&format!("/api/v1/rules/{rule}"))).header("Authorization", app.bearer()).send().await.unwrap();
+        app.client
+            .delete(app.url(&format!("/api/v1/rules/{rule}")))
+            .header("Authorization", app.bearer())
+            .send()
+            .await
+            .unwrap();
         wait_for_fan_out(&app, node_b, 0, Duration::from_secs(1)).await;
     }
 }

@@ -67,7 +67,10 @@ impl TestApp {
             ("HANDOFF__DATABASE__URL".into(), db.url.clone()),
             ("HANDOFF__SERVER__SHUTDOWN_GRACE_SECONDS".into(), "2".into()),
             // The sandbox listens on loopback.
-            ("HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS".into(), "true".into()),
+            (
+                "HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS".into(),
+                "true".into(),
+            ),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load_from(None, vars).expect("test config");
@@ -104,7 +107,9 @@ impl TestApp {
             .await
             .expect("second node connects");
         let master = MasterKey::from_base64(&self.master_text).unwrap();
-        let app = Application::build(&self.config, store, master).await.expect("build node");
+        let app = Application::build(&self.config, store, master)
+            .await
+            .expect("build node");
         let addr = app.local_addr();
         tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
         addr
@@ -217,7 +222,10 @@ pub async fn error_body(resp: reqwest::Response, status: u16) -> Value {
 }
 
 /// An in-process ActiveCampaign sandbox (rate limit off) with one account.
-pub async fn sandbox_account() -> (handoff::sandbox::SandboxHandle, handoff::sandbox::AccountInfo) {
+pub async fn sandbox_account() -> (
+    handoff::sandbox::SandboxHandle,
+    handoff::sandbox::AccountInfo,
+) {
     let sandbox = handoff::sandbox::Sandbox::start(handoff::sandbox::SandboxConfig::unlimited())
         .await
         .expect("sandbox starts");
@@ -261,6 +269,11 @@ impl TestApp {
         assert_eq!(resp.status(), 201);
         let v: Value = resp.json().await.unwrap();
         let id: uuid::Uuid = v["event"]["id"].as_str().unwrap().parse().unwrap();
-        self.store.get_event(self.creds.organization_id, id.into()).await.unwrap().unwrap().total_rules
+        self.store
+            .get_event(self.creds.organization_id, id.into())
+            .await
+            .unwrap()
+            .unwrap()
+            .total_rules
     }
 }
