@@ -30,8 +30,19 @@ struct State {
     current: Membership,
     /// A membership that gives this node more, effective at the instant.
     pending: Option<(Membership, Instant)>,
-    windows: HashMap<String, VecDeque<Instant>>,
+    windows: HashMap<String, Window>,
 }
+
+/// One account's recent calls, and the lowest limit any of its connections asked for lately
+/// (connections sharing an account URL share one limiter; the lowest limit applies).
+#[derive(Debug, Default)]
+struct Window {
+    recent: VecDeque<Instant>,
+    floor: Option<(u32, Instant)>,
+}
+
+/// How long a lower limit keeps applying after the last call that asked for it.
+const FLOOR_MEMORY: Duration = Duration::from_secs(60);
 
 /// Shared by every worker task of a node.
 #[derive(Debug)]
@@ -114,11 +125,20 @@ impl AccountLimiter {
         let window = self.window();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         Self::promote(&mut s, now);
-        let allowed = share(limit, s.current.nodes, s.current.index) as usize;
+        let membership = s.current;
+        let w = s.windows.entry(account.to_owned()).or_default();
+        let limit = match w.floor {
+            Some((floor, seen)) if floor < limit && now.duration_since(seen) < FLOOR_MEMORY => floor,
+            _ => {
+                w.floor = Some((limit, now));
+                limit
+            }
+        };
+        let allowed = share(limit, membership.nodes, membership.index) as usize;
         if allowed == 0 {
             return Err(None);
         }
-        let recent = s.windows.entry(account.to_owned()).or_default();
+        let recent = &mut w.recent;
         while recent
             .front()
             .is_some_and(|t| now.duration_since(*t) >= window)
@@ -151,8 +171,10 @@ impl AccountLimiter {
     pub fn prune(&self, now: Instant) {
         let window = self.window();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.windows
-            .retain(|_, w| w.back().is_some_and(|t| now.duration_since(*t) < window));
+        s.windows.retain(|_, w| {
+            w.recent.back().is_some_and(|t| now.duration_since(*t) < window)
+                || w.floor.is_some_and(|(_, seen)| now.duration_since(seen) < FLOOR_MEMORY)
+        });
     }
 }
 
@@ -227,6 +249,18 @@ mod tests {
                 .try_acquire("a", 5, now + Duration::from_secs(1))
                 .is_ok()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_sharing_an_account_get_the_lowest_limit() {
+        let limiter = AccountLimiter::new(Duration::ZERO);
+        let now = Instant::now();
+        assert!(limiter.try_acquire("a", 2, now).is_ok());
+        for _ in 0..3 {
+            let _ = limiter.try_acquire("a", 50, now);
+        }
+        assert!(limiter.try_acquire("a", 50, now).is_err(), "the 2/s connection's limit holds for the 50/s one");
+        assert!(limiter.try_acquire("a", 50, now + FLOOR_MEMORY + Duration::from_secs(1)).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
