@@ -30,6 +30,69 @@ pub struct IngestBenchArgs {
     /// Stop after this many seconds even if not all events were sent.
     #[arg(long, default_value_t = 30)]
     pub max_seconds: u64,
+    /// Active rules in the workspace: one matches every event, the others listen to the same event but
+    /// their conditions never hold (so each is evaluated).
+    #[arg(long, default_value_t = 0)]
+    pub rules: usize,
+}
+
+/// Stores a connection and `n` rules (one matching) directly, as the API would after its checks.
+async fn seed_rules(
+    store: &dyn crate::storage::Store,
+    master: &MasterKey,
+    creds: &crate::admin::TenantCredentials,
+    n: usize,
+) -> anyhow::Result<()> {
+    use crate::domain::{Connection, ConnectionId, Rule, RuleId};
+    if n == 0 {
+        return Ok(());
+    }
+    let now = crate::domain::now();
+    let id = ConnectionId::new_v7();
+    let connection = Connection {
+        id,
+        organization_id: creds.organization_id,
+        workspace_id: creds.workspace_id,
+        integration_type: "activecampaign".into(),
+        name: "Bench".into(),
+        api_url: "http://127.0.0.1:9/bench".into(),
+        api_key_ciphertext: master.seal(&crate::http::connections::api_key_context(id), b"bench"),
+        rate_limit_per_second: None,
+        hidden: false,
+        active: true,
+        inactive_reason: None,
+        created_by: "machine_key".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_connection(&connection).await?;
+    for i in 0..n {
+        let conditions = if i == 0 {
+            serde_json::json!([{"path": "payload.sequence_step", "op": "gte", "value": 1}])
+        } else {
+            serde_json::json!([{"path": "payload.sequence_step", "op": "eq", "value": 1000 + i}])
+        };
+        store
+            .create_rule(&Rule {
+                id: RuleId::new_v7(),
+                organization_id: creds.organization_id,
+                workspace_id: creds.workspace_id,
+                connection_id: id,
+                integration_type: "activecampaign".into(),
+                event: "page.completed".into(),
+                resource: Some("onboarding_sequence".into()),
+                resource_id: None,
+                metadata: serde_json::json!({"action": "add_tag", "tag": "onboarding-step-{{payload.sequence_step}}-done"}),
+                conditions,
+                active: true,
+                hidden: false,
+                created_by: "machine_key".into(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// What one load run measured.
@@ -146,6 +209,7 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     )?;
     let (master, _) = MasterKey::generate();
     let creds = init_tenant(&*db.store, &master, "Bench", "Bench").await?;
+    seed_rules(&*db.store, &master, &creds, args.rules).await?;
     let app = Application::build(&config, db.store.clone(), master).await?;
     let url = format!("http://{}/api/v1/events", app.local_addr());
     let shutdown = Shutdown::new();
@@ -183,8 +247,8 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     )
     .await;
     println!(
-        "ingest  backend={backend:<8} connections={} {figures}",
-        args.connections
+        "ingest  backend={backend:<8} rules={:<3} connections={} {figures}",
+        args.rules, args.connections
     );
     shutdown.trigger();
     server.await??;

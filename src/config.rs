@@ -18,6 +18,28 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub log: LogConfig,
     pub destinations: DestinationsConfig,
+    pub delivery: DeliveryConfig,
+    pub retry: RetryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub concurrency: usize,
+    pub batch: usize,
+    pub per_connection: i64,
+    pub lease_seconds: u64,
+    pub poll_interval_ms: u64,
+    pub default_rate_limit: u32,
+    pub rate_limit_margin_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub schedule_seconds: Vec<u64>,
+    pub jitter: f64,
+    pub max_retry_after_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -154,6 +176,26 @@ impl Config {
                 "ingest.max_batch and ingest.committers must be at least 1".into(),
             ));
         }
+        if self.delivery.concurrency == 0
+            || self.delivery.batch == 0
+            || self.delivery.per_connection < 1
+        {
+            return Err(ConfigError::Invalid(
+                "delivery.concurrency, delivery.batch and delivery.per_connection must be at least 1".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.retry.jitter) {
+            return Err(ConfigError::Invalid(
+                "retry.jitter must be in [0, 1)".into(),
+            ));
+        }
+        let worst_attempt = self.destinations.timeout_ms.saturating_mul(4) / 1000;
+        if self.delivery.lease_seconds <= worst_attempt {
+            return Err(ConfigError::Invalid(format!(
+                "delivery.lease_seconds ({}) must exceed 4 destination calls ({worst_attempt} s)",
+                self.delivery.lease_seconds
+            )));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(
                 "log.format must be \"text\" or \"json\"".into(),
@@ -252,12 +294,14 @@ mod tests {
             env(&[
                 ("HANDOFF__SERVER__BIND", "0.0.0.0:9000"),
                 ("HANDOFF__INGEST__RATE_LIMIT_PER_SECOND", "7"),
+                ("HANDOFF__RETRY__SCHEDULE_SECONDS", "[1, 2]"),
                 ("DATABASE_URL", "postgres://x@y/z"),
             ]),
         )
         .unwrap();
         assert_eq!(c.server.bind, "0.0.0.0:9000");
         assert_eq!(c.ingest.rate_limit_per_second, 7);
+        assert_eq!(c.retry.schedule_seconds, [1, 2]);
         assert_eq!(c.database_url(), "postgres://x@y/z");
         assert!(!c.is_embedded());
     }

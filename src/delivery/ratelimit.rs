@@ -128,7 +128,9 @@ impl AccountLimiter {
         let membership = s.current;
         let w = s.windows.entry(account.to_owned()).or_default();
         let limit = match w.floor {
-            Some((floor, seen)) if floor < limit && now.duration_since(seen) < FLOOR_MEMORY => floor,
+            Some((floor, seen)) if floor < limit && now.duration_since(seen) < FLOOR_MEMORY => {
+                floor
+            }
             _ => {
                 w.floor = Some((limit, now));
                 limit
@@ -172,8 +174,11 @@ impl AccountLimiter {
         let window = self.window();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.windows.retain(|_, w| {
-            w.recent.back().is_some_and(|t| now.duration_since(*t) < window)
-                || w.floor.is_some_and(|(_, seen)| now.duration_since(seen) < FLOOR_MEMORY)
+            w.recent
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < window)
+                || w.floor
+                    .is_some_and(|(_, seen)| now.duration_since(seen) < FLOOR_MEMORY)
         });
     }
 }
@@ -259,8 +264,15 @@ mod tests {
         for _ in 0..3 {
             let _ = limiter.try_acquire("a", 50, now);
         }
-        assert!(limiter.try_acquire("a", 50, now).is_err(), "the 2/s connection's limit holds for the 50/s one");
-        assert!(limiter.try_acquire("a", 50, now + FLOOR_MEMORY + Duration::from_secs(1)).is_ok());
+        assert!(
+            limiter.try_acquire("a", 50, now).is_err(),
+            "the 2/s connection's limit holds for the 50/s one"
+        );
+        assert!(
+            limiter
+                .try_acquire("a", 50, now + FLOOR_MEMORY + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,297 @@
+//! The worker pool: claims due rule events in batches under a lease, performs each through its
+//! destination (bounded concurrency, the per-account limiter before every call), and records every
+//! attempt with its disposition — results are group-committed too. No transaction is open while a
+//! destination is called: claim, commit, call, then record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::auth::crypto::MasterKey;
+use crate::delivery::ratelimit::AccountLimiter;
+use crate::delivery::retry::{Outcome, RetryPolicy, random_unit};
+use crate::destinations::activecampaign::{AcDestination, ActionResult, CallGate};
+use crate::domain::{AttemptId, AttemptRecord, ClaimedDelivery, Disposition, OutcomeCode};
+use crate::rules::{EventView, parse_metadata};
+use crate::shutdown::Shutdown;
+use crate::storage::Store;
+
+/// Worker pool settings (config section `[delivery]`).
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Deliveries in flight at once on this node.
+    pub concurrency: usize,
+    /// Most rule events claimed per query.
+    pub batch: usize,
+    /// Most rule events of one connection per claim, so a slow or throttled connection cannot fill the pool.
+    pub per_connection: i64,
+    /// How long a claim is leased; longer than the destination timeout times the calls of one attempt.
+    pub lease: Duration,
+    /// The polling backstop when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// Heartbeat period; a node silent for `node_ttl` is no longer counted in rate-limit shares.
+    pub heartbeat: Duration,
+    pub node_ttl: Duration,
+    /// The default per-account limit (requests per second) when a connection sets none.
+    pub default_rate_limit: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            batch: 64,
+            per_connection: 8,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(10),
+            default_rate_limit: 5,
+        }
+    }
+}
+
+/// What the pool needs from the rest of the node.
+pub struct PoolParts {
+    pub store: Arc<dyn Store>,
+    pub master_key: Arc<MasterKey>,
+    pub destination: AcDestination,
+    pub limiter: Arc<AccountLimiter>,
+    pub policy: RetryPolicy,
+    /// Notified when deliveries were committed (same node); the poll interval covers other nodes.
+    pub wake: Arc<Notify>,
+}
+
+struct Ctx {
+    parts: PoolParts,
+    config: PoolConfig,
+    owner: String,
+}
+
+/// Runs the pool until `shutdown`; in-flight deliveries finish and are recorded before it returns.
+pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let owner = format!("node-{}", uuid::Uuid::now_v7().simple());
+    let ctx = Arc::new(Ctx { parts, config, owner });
+    tracing::info!(node.id = %ctx.owner, concurrency = ctx.config.concurrency, "delivery workers starting");
+
+    membership(&ctx).await?;
+    let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), shutdown.clone()));
+    let (results_tx, results_rx) = mpsc::channel::<(AttemptRecord, Disposition)>(ctx.config.concurrency * 4);
+    let recorder = tokio::spawn(record_loop(ctx.clone(), results_rx));
+
+    let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
+    let mut tasks = JoinSet::new();
+    while !shutdown.is_triggered() {
+        while tasks.try_join_next().is_some() {}
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tasks.join_next() => {}
+            }
+            continue;
+        }
+        let now = crate::domain::now();
+        let lease_until = now + chrono::TimeDelta::from_std(ctx.config.lease).unwrap_or(chrono::TimeDelta::MAX);
+        let limit = free.min(ctx.config.batch) as i64;
+        let claims = match ctx.parts.store.claim_due(&ctx.owner, now, lease_until, limit, ctx.config.per_connection).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+                }
+                continue;
+            }
+        };
+        if claims.is_empty() {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = ctx.parts.wake.notified() => {}
+                _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+            }
+            continue;
+        }
+        for claim in claims {
+            let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let (ctx, results) = (ctx.clone(), results_tx.clone());
+            tasks.spawn(async move {
+                let record = deliver(&ctx, claim).await;
+                let _ = results.send(record).await;
+                drop(permit);
+            });
+        }
+    }
+    tracing::info!(in_flight = tasks.len(), "delivery workers draining");
+    while tasks.join_next().await.is_some() {}
+    drop(results_tx);
+    let _ = recorder.await;
+    heartbeat.abort();
+    let _ = ctx.parts.store.remove_node(&ctx.owner).await;
+    tracing::info!("delivery workers stopped");
+    Ok(())
+}
+
+/// Reads the live nodes and tells the limiter this node's place among them.
+async fn membership(ctx: &Ctx) -> anyhow::Result<()> {
+    let now = crate::domain::now();
+    ctx.parts.store.heartbeat(&ctx.owner, now).await?;
+    let since = now - chrono::TimeDelta::from_std(ctx.config.node_ttl).unwrap_or(chrono::TimeDelta::MAX);
+    let nodes = ctx.parts.store.live_nodes(since).await?;
+    let index = nodes.iter().position(|n| *n == ctx.owner).unwrap_or(0);
+    ctx.parts.limiter.set_membership(nodes.len().max(1), index, tokio::time::Instant::now());
+    Ok(())
+}
+
+async fn heartbeat_loop(ctx: Arc<Ctx>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(ctx.config.heartbeat) => {}
+        }
+        if let Err(e) = membership(&ctx).await {
+            tracing::warn!(error = %e, "worker heartbeat failed");
+        }
+        ctx.parts.limiter.prune(tokio::time::Instant::now());
+    }
+}
+
+/// Commits attempt results in groups: whatever finished while the previous commit ran.
+async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<(AttemptRecord, Disposition)>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match ctx.parts.store.finish_attempts(&batch, &ctx.owner, crate::domain::now()).await {
+                Ok(applied) => {
+                    let lost = applied.iter().filter(|a| !**a).count();
+                    if lost > 0 {
+                        tracing::warn!(lost, "attempts recorded after their lease was lost");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // The outcome is known; keep trying to record it (a lease expiry would repeat the call).
+                    tracing::warn!(error = %e, items = batch.len(), "recording attempts failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the account's limiter before each call the destination makes.
+struct LimiterGate<'a> {
+    limiter: &'a AccountLimiter,
+    account: String,
+    limit: u32,
+}
+
+#[async_trait::async_trait]
+impl CallGate for LimiterGate<'_> {
+    async fn before_call(&self) -> bool {
+        self.limiter.acquire(&self.account, self.limit).await.is_some()
+    }
+}
+
+fn result_of(code: OutcomeCode, outcome: Outcome, error: &str) -> ActionResult {
+    ActionResult {
+        outcome,
+        code,
+        http_status: None,
+        error: Some(error.to_owned()),
+        calls: Vec::new(),
+    }
+}
+
+/// Performs one claimed delivery and decides what happens next.
+async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Disposition) {
+    let started_at = crate::domain::now();
+    let clock = std::time::Instant::now();
+    let result = perform(ctx, &claim).await;
+    let duration_ms = clock.elapsed().as_millis() as i64;
+    let budgeted = (claim.attempt_count - claim.throttled_count).max(0) as usize + 1;
+    let disposition = ctx.parts.policy.decide(&result.outcome, budgeted, crate::domain::now(), random_unit());
+    if disposition == Disposition::Parked
+        && let Some(c) = &claim.connection
+    {
+        match ctx.parts.store.park_connection(c.id, "authentication_invalid", crate::domain::now()).await {
+            Ok(true) => tracing::warn!(connection.id = %c.id, "destination rejected the key; connection inactive, deliveries parked"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, connection.id = %c.id, "could not mark the connection inactive"),
+        }
+    }
+    tracing::debug!(rule_event.id = %claim.rule_event_id, event.id = %claim.event_id, attempt = claim.attempt_count + 1,
+        outcome = result.code.as_str(), duration_ms, "delivery attempt");
+    let attempt = AttemptRecord {
+        id: AttemptId::new_v7(),
+        organization_id: claim.organization_id,
+        workspace_id: claim.workspace_id,
+        event_id: claim.event_id,
+        rule_event_id: claim.rule_event_id,
+        attempt_number: claim.attempt_count + 1,
+        started_at,
+        duration_ms,
+        outcome_code: result.code,
+        http_status: result.http_status,
+        error: result.error,
+        calls: result.calls,
+        is_test: false,
+    };
+    (attempt, disposition)
+}
+
+async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
+    let (Some(rule), Some(connection)) = (&claim.rule, &claim.connection) else {
+        return result_of(OutcomeCode::InternalError, Outcome::Gone, "the rule or its connection was deleted");
+    };
+    if !connection.active {
+        return result_of(OutcomeCode::AuthFailed, Outcome::AuthFailed, "the connection is inactive (its API key was rejected); fix the connection to resume");
+    }
+    let Some(payload) = &claim.payload else {
+        return result_of(OutcomeCode::MappingError, Outcome::Permanent { code: OutcomeCode::MappingError }, "the event's payload was purged");
+    };
+    let action = match parse_metadata(&rule.metadata) {
+        Ok(a) => a,
+        Err(_) => return result_of(OutcomeCode::InternalError, Outcome::Permanent { code: OutcomeCode::InternalError }, "the stored rule does not parse"),
+    };
+    let Ok(api_url) = url::Url::parse(&connection.api_url) else {
+        return result_of(OutcomeCode::RejectedClientError, Outcome::Permanent { code: OutcomeCode::RejectedClientError }, "the connection's api_url is not a URL");
+    };
+    let key = match ctx.parts.master_key.open(&crate::http::connections::api_key_context(connection.id), &connection.api_key_ciphertext) {
+        Ok(k) => SecretString::from(String::from_utf8_lossy(&k).into_owned()),
+        Err(_) => return result_of(OutcomeCode::InternalError, Outcome::Permanent { code: OutcomeCode::InternalError }, "the connection's key cannot be unsealed"),
+    };
+    let view = EventView {
+        event: &claim.event,
+        resource: &claim.resource,
+        resource_id: claim.resource_id.as_deref(),
+        payload,
+    };
+    let gate = LimiterGate {
+        limiter: &ctx.parts.limiter,
+        account: account_key(&api_url),
+        limit: connection.rate_limit_per_second.unwrap_or(ctx.config.default_rate_limit),
+    };
+    ctx.parts.destination.perform(&api_url, key, &action, &view, &gate).await
+}
+
+/// Connections with the same account URL share one limiter.
+pub fn account_key(api_url: &url::Url) -> String {
+    let mut u = api_url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.as_str().trim_end_matches('/').to_ascii_lowercase()
+}
+
