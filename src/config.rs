@@ -227,7 +227,10 @@ fn env_value(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
             Some(
-                v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_)),
+                v @ (toml::Value::Boolean(_)
+                | toml::Value::Integer(_)
+                | toml::Value::Float(_)
+                | toml::Value::Array(_)),
             ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },
