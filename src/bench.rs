@@ -1,17 +1,13 @@
 //! `handoff bench …`: load generators that print figures. Loopback only, bounded in count and time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
-use hdrhistogram::Histogram;
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 use crate::admin::init_tenant;
 use crate::app::Application;
 use crate::auth::crypto::MasterKey;
 use crate::config::Config;
+use crate::loadgen::{LoadPlan, run};
 use crate::shutdown::Shutdown;
 use crate::storage::testing::TestDb;
 
@@ -95,99 +91,6 @@ async fn seed_rules(
     Ok(())
 }
 
-/// What one load run measured.
-#[derive(Debug)]
-pub struct LoadFigures {
-    pub sent: u64,
-    pub ok: u64,
-    pub errors: u64,
-    pub elapsed: Duration,
-    pub latency_us: Histogram<u64>,
-}
-
-impl std::fmt::Display for LoadFigures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.elapsed.as_secs_f64();
-        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
-        write!(
-            f,
-            "sent {} (ok {}, errors {}) in {:.2} s = {:.0} req/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            self.sent,
-            self.ok,
-            self.errors,
-            secs,
-            self.ok as f64 / secs,
-            ms(0.5),
-            ms(0.99),
-            self.latency_us.max() as f64 / 1000.0
-        )
-    }
-}
-
-/// Runs `connections` closed loops, each sending one request at a time, until `total` requests were
-/// sent or `max` elapsed. `make` builds request number `i`; a 2xx counts as ok.
-pub async fn closed_loop<F>(connections: usize, total: u64, max: Duration, make: F) -> LoadFigures
-where
-    F: Fn(u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
-    ));
-    let started = Instant::now();
-    let deadline = started + max;
-    let mut tasks = Vec::new();
-    for _ in 0..connections.max(1) {
-        let (make, next, ok, errors, hist) = (
-            make.clone(),
-            next.clone(),
-            ok.clone(),
-            errors.clone(),
-            hist.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total || Instant::now() >= deadline {
-                    break;
-                }
-                let t = Instant::now();
-                let result = make(i).send().await;
-                let took = t.elapsed().as_micros() as u64;
-                match result {
-                    Ok(resp) if resp.status().is_success() => {
-                        let _ = resp.bytes().await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        let _ = local.record(took.max(1));
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            hist.lock().await.add(&local).expect("same bounds");
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let elapsed = started.elapsed();
-    let ok = ok.load(Ordering::Relaxed);
-    let errors = errors.load(Ordering::Relaxed);
-    let latency_us = Arc::try_unwrap(hist).expect("tasks done").into_inner();
-    LoadFigures {
-        sent: ok + errors,
-        ok,
-        errors,
-        elapsed,
-        latency_us,
-    }
-}
-
 /// Starts Handoff in-process on a fresh database and drives single-event POSTs at it.
 pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     let db = if args.database_url.is_empty() {
@@ -215,39 +118,39 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()
-        .context("building the HTTP client")?;
-    let key = creds.publishable_key.clone();
-    let make = move |i: u64| {
-        let body = serde_json::json!({
-            "event": "page.completed", "resource": "onboarding_sequence", "resource_id": "workspace-setup",
-            "payload": {"user_id": format!("usr_{i}"), "email": format!("user{i}@northstar.io"),
-                        "page_id": "page_connect-crm", "page_title": "Connect your CRM",
-                        "sequence_step": 3, "completed_at": "2026-03-21T15:06:00Z"}});
-        client
-            .post(&url)
-            .header("X-Meshes-Publishable-Key", &key)
-            .json(&body)
+    let key = Arc::new(creds.publishable_key.clone());
+    let target = url::Url::parse(&url)?;
+    let send = move |ctx: crate::loadgen::Ctx| {
+        let key = key.clone();
+        async move {
+            let i = ctx.seq;
+            let body = serde_json::json!({
+                "event": "page.completed", "resource": "onboarding_sequence", "resource_id": "workspace-setup",
+                "payload": {"user_id": format!("usr_{i}"), "email": format!("user{i}@northstar.io"),
+                            "page_id": "page_connect-crm", "page_title": "Connect your CRM",
+                            "sequence_step": 3, "completed_at": "2026-03-21T15:06:00Z"}});
+            let resp = ctx
+                .client
+                .post(ctx.base.as_str())
+                .header("X-Meshes-Publishable-Key", key.as_str())
+                .json(&body)
+                .send()
+                .await?;
+            let status = resp.status().as_u16();
+            let _ = resp.bytes().await;
+            Ok::<u16, reqwest::Error>(status)
+        }
     };
     // Warm up connections and caches before measuring.
-    let _ = closed_loop(
-        args.connections,
-        args.connections as u64 * 4,
-        Duration::from_secs(10),
-        make.clone(),
-    )
-    .await;
-    let figures = closed_loop(
-        args.connections,
-        args.requests,
-        Duration::from_secs(args.max_seconds),
-        make,
-    )
-    .await;
+    let warm =
+        LoadPlan::new(target.clone(), args.connections).requests(args.connections as u64 * 4);
+    run(&warm, send.clone()).await?;
+    let plan = LoadPlan::new(target, args.connections)
+        .requests(args.requests)
+        .duration(Duration::from_secs(args.max_seconds));
+    let report = run(&plan, send).await?;
     println!(
-        "ingest  backend={backend:<8} rules={:<3} connections={} {figures}",
+        "ingest  backend={backend} rules={} connections={}\n{report}",
         args.rules, args.connections
     );
     shutdown.trigger();
