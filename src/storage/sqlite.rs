@@ -30,6 +30,7 @@ use crate::domain::{
 };
 
 mod delivery;
+mod history;
 mod rules;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

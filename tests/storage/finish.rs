@@ -1,6 +1,7 @@
 //! Finishing attempts: every disposition, the event roll-up, lost leases, throttling, batches,
 //! parked deliveries and parking a connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -9,8 +10,8 @@ use handoff::domain::{
     ClaimedDelivery, DeliveryStatus, Disposition, EventRecord, NewEvent, OutcomeCode, RuleChange,
     now,
 };
-use handoff::storage::PageRequest;
 use handoff::storage::testing::{TestDb, attempt_for};
+use handoff::storage::{ConnectOptions, PageRequest, Store, connect};
 
 use crate::support::queue::{claim_all, enqueue, record, route};
 
@@ -179,6 +180,54 @@ backend_tests! {
         let rolled = event_now(&db, &one).await;
         assert_eq!((rolled.status, rolled.completed_count, rolled.failed_count), (DeliveryStatus::Failed, 0, 1));
         assert!(db.store.finish_attempts(&[], "worker-a", now()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn siblings_finished_concurrently_still_roll_their_event_up(db: TestDb) {
+        let tenant = db.tenant().await;
+        let mut rules = Vec::new();
+        for _ in 0..4 {
+            rules.push(route(&db, &tenant.workspace).await.1);
+        }
+        let rule_refs: Vec<_> = rules.iter().collect();
+        let mut events = Vec::new();
+        for _ in 0..30 {
+            events.push(enqueue(&db, &tenant.workspace, &rule_refs, TimeDelta::seconds(1)).await);
+        }
+        let claims = claim_all(&db, "worker-a").await;
+        assert_eq!(claims.len(), 120);
+        // Each finisher takes one delivery of every event, so all four race on every event.
+        let mut tasks = Vec::new();
+        for rule in &rules {
+            let store: Arc<dyn Store> = match db.store.backend() {
+                "postgres" => connect(&db.url, ConnectOptions::default()).await.unwrap(),
+                _ => db.store.clone(),
+            };
+            let mine: Vec<ClaimedDelivery> = claims
+                .iter()
+                .filter(|c| c.rule_id == rule.id)
+                .cloned()
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                for chunk in mine.chunks(3) {
+                    let items: Vec<_> = chunk
+                        .iter()
+                        .map(|c| (attempt_for(c, OutcomeCode::Delivered), Disposition::Completed))
+                        .collect();
+                    let applied = store.finish_attempts(&items, "worker-a", now()).await.unwrap();
+                    assert!(applied.iter().all(|&a| a));
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+
+        for event in &events {
+            let rolled = event_now(&db, event).await;
+            assert_eq!((rolled.status, rolled.completed_count), (DeliveryStatus::Completed, 4));
+            assert!(rolled.completed_at.is_some());
+        }
     }
 
     async fn a_delivery_named_twice_in_a_batch_is_finished_by_the_first_item(db: TestDb) {
