@@ -8,13 +8,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    Connection, ConnectionDeletion, ConnectionId, EventId, EventRecord, InsertOutcome, MachineKey,
-    NewEvent, Organization, OrganizationId, PublishableKey, Rule, RuleChange, RuleFilter, RuleId,
-    Workspace, WorkspaceId,
+    AttemptId, AttemptRecord, ClaimedDelivery, Connection, ConnectionDeletion, ConnectionId,
+    DeliveryStatus, Disposition, EventId, EventRecord, InsertOutcome, MachineKey, NewEvent,
+    Organization, OrganizationId, PublishableKey, Rule, RuleChange, RuleEventId, RuleFilter,
+    RuleId, Workspace, WorkspaceId,
 };
 
 mod batch;
 mod changes;
+mod delivery;
 pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]
@@ -88,6 +90,46 @@ pub struct PageRequest {
     pub limit: i64,
     /// Exclusive upper bound on the id (the last id of the previous page).
     pub before: Option<Uuid>,
+}
+
+/// One rule event as delivery history shows it (the API's RuleEvent), joined with its event's name,
+/// resource and resource id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleEventRecord {
+    pub id: RuleEventId,
+    pub organization_id: OrganizationId,
+    pub workspace_id: WorkspaceId,
+    pub event_id: EventId,
+    /// The rule that matched (it may have been deleted since).
+    pub rule_id: RuleId,
+    /// The connection delivered to (it may have been deleted since).
+    pub connection_id: ConnectionId,
+    pub integration_type: String,
+    pub status: DeliveryStatus,
+    /// Every attempt, throttled ones included.
+    pub attempt_count: i64,
+    /// Of those, the throttled ones (they do not spend the retry budget).
+    pub throttled_count: i64,
+    /// `None` when final, in flight, or parked (`retrying` with no next attempt).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// The event's name (`page.completed`).
+    pub event: String,
+    pub resource: String,
+    pub resource_id: Option<String>,
+}
+
+/// The claimable queue at one instant (for metrics).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueStats {
+    /// Rule events a claim would take now: due ones and those whose lease expired.
+    pub due: i64,
+    /// How long the oldest of them has been due, in seconds (0 when none is).
+    pub oldest_due_age_seconds: f64,
 }
 
 /// Everything Handoff stores. Every method on tenant data takes the organization id first and filters on it:
@@ -261,6 +303,117 @@ pub trait Store: Send + Sync + 'static {
     /// ends (`recv()` gives `None`) when this store is dropped; dropping the receiver stops its
     /// background task.
     async fn rule_changes(&self) -> Result<tokio::sync::mpsc::Receiver<RuleChange>>;
+
+    // The delivery queue. A claim leases rule events to one owner (a worker pool); only that owner
+    // can finish them while the lease holds, and an expired lease makes them claimable again.
+
+    /// Claims up to `limit` rule events, atomically: due ones (`pending`/`retrying` with
+    /// `next_attempt_at <= now`) and those whose lease expired (`processing`, `lease_until < now`),
+    /// oldest due first, at most `per_connection` of any one connection (so a backed-up connection
+    /// cannot fill a worker). Each becomes `processing` under `owner` until `lease_until`; its
+    /// `started_at` (and its event's) is set on the first claim, and a `pending` event becomes
+    /// `processing`. Returns the claims joined with the event, the rule and the connection as
+    /// they are now. Two concurrent claims never return the same rule event. No transaction is
+    /// left open.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        per_connection: i64,
+    ) -> Result<Vec<ClaimedDelivery>>;
+
+    /// Records an attempt and applies its disposition, in one transaction; see
+    /// [`Store::finish_attempts`]. True when the lease was still `owner`'s.
+    async fn finish_attempt(
+        &self,
+        attempt: &AttemptRecord,
+        disposition: &Disposition,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let items = [(attempt.clone(), disposition.clone())];
+        let applied = self.finish_attempts(&items, owner, now).await?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
+
+    /// Records attempts and applies their dispositions, all in one transaction (group commit).
+    /// Every attempt is appended to history. Its rule event changes only while it is still
+    /// `processing` under `owner` (otherwise the lease was lost: the answer for that item is
+    /// false): `attempt_count + 1` (and `throttled_count + 1` for a throttled retry), lease
+    /// cleared, `last_error` = the attempt's error (`None` when completed), and by disposition:
+    /// `completed` / `failed` / `canceled` with `completed_at = now`, `retrying` at the given time,
+    /// or parked (`retrying`, no next attempt). Each touched event is rolled up from all its
+    /// rule events: counts, status and `completed_at` once every rule event is final. A rule event
+    /// named twice in one batch is finished by its first item only (as if finished in turn).
+    async fn finish_attempts(
+        &self,
+        items: &[(AttemptRecord, Disposition)],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>>;
+
+    /// Makes the organization's parked deliveries through `connection` (`retrying` with no next
+    /// attempt) due at `now`; returns how many.
+    async fn resume_parked(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Marks an active connection inactive with `reason` (a worker saw its key rejected; no
+    /// organization at hand) and announces the change. False, with nothing changed or announced,
+    /// when there is no such connection or it is already inactive (every in-flight delivery of a
+    /// rejected key calls this; only the first changes anything).
+    async fn park_connection(
+        &self,
+        connection: ConnectionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records that the worker node `node_id` is alive at `now` (insert or update).
+    async fn heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// Nodes whose last heartbeat is at or after `since`, sorted by id.
+    async fn live_nodes(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
+
+    /// Forgets a node (it shut down cleanly). Removing an unknown node is not an error.
+    async fn remove_node(&self, node_id: &str) -> Result<()>;
+
+    /// The event's rule events, oldest first; empty when the organization has no such event.
+    async fn list_rule_events(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+    ) -> Result<Vec<RuleEventRecord>>;
+
+    /// One rule event's attempts, newest first, keyset-paged by attempt id.
+    async fn list_attempts(
+        &self,
+        org: OrganizationId,
+        rule_event: RuleEventId,
+        page: PageRequest,
+    ) -> Result<Vec<AttemptRecord>>;
+
+    async fn get_attempt(
+        &self,
+        org: OrganizationId,
+        id: AttemptId,
+    ) -> Result<Option<AttemptRecord>>;
+
+    /// The claimable queue at `now` (all organizations).
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
+}
+
+/// Reads a stored outcome code; an unknown value is a decode error, not a panic.
+pub(crate) fn decode_outcome(
+    value: &str,
+) -> std::result::Result<crate::domain::OutcomeCode, sqlx::Error> {
+    crate::domain::OutcomeCode::parse(value)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown outcome code {value:?}").into()))
 }
 
 /// Reads a stored status; an unknown value is a decode error, not a panic.

@@ -10,15 +10,18 @@ use uuid::Uuid;
 
 use super::batch::{self, Claim, ClaimResult};
 use super::{
-    ConnectOptions, IDEMPOTENCY_WINDOW, PageRequest, Result, StorageError, Store, changes,
-    decode_status,
+    ConnectOptions, IDEMPOTENCY_WINDOW, PageRequest, QueueStats, Result, RuleEventRecord,
+    StorageError, Store, changes, decode_status,
 };
 use crate::domain::{
-    Connection, ConnectionDeletion, ConnectionId, EventId, EventRecord, InsertOutcome, MachineKey,
-    NewEvent, Organization, OrganizationId, PublishableKey, Rule, RuleChange, RuleFilter, RuleId,
-    Workspace, WorkspaceId,
+    AttemptId, AttemptRecord, ClaimedDelivery, Connection, ConnectionDeletion, ConnectionId,
+    Disposition, EventId, EventRecord, InsertOutcome, MachineKey, NewEvent, Organization,
+    OrganizationId, PublishableKey, Rule, RuleChange, RuleEventId, RuleFilter, RuleId, Workspace,
+    WorkspaceId,
 };
 
+mod delivery;
+mod history;
 mod rules;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -759,5 +762,85 @@ impl Store for PostgresStore {
     async fn rule_changes(&self) -> Result<tokio::sync::mpsc::Receiver<RuleChange>> {
         let options = (*self.pool.connect_options()).clone();
         Ok(changes::listen(options, &self.alive).await?)
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        per_connection: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim(owner, now, lease_until, limit, per_connection)
+            .await
+    }
+
+    async fn finish_attempts(
+        &self,
+        items: &[(AttemptRecord, Disposition)],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        self.finish(items, owner, now).await
+    }
+
+    async fn resume_parked(
+        &self,
+        org: OrganizationId,
+        connection: ConnectionId,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.resume(org, connection, now).await
+    }
+
+    async fn park_connection(
+        &self,
+        connection: ConnectionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.park(connection, reason, now).await
+    }
+
+    async fn heartbeat(&self, node_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.beat(node_id, now).await
+    }
+
+    async fn live_nodes(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.nodes_since(since).await
+    }
+
+    async fn remove_node(&self, node_id: &str) -> Result<()> {
+        self.forget_node(node_id).await
+    }
+
+    async fn list_rule_events(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+    ) -> Result<Vec<RuleEventRecord>> {
+        self.select_rule_events(org, event).await
+    }
+
+    async fn list_attempts(
+        &self,
+        org: OrganizationId,
+        rule_event: RuleEventId,
+        page: PageRequest,
+    ) -> Result<Vec<AttemptRecord>> {
+        self.select_attempts(org, rule_event, page).await
+    }
+
+    async fn get_attempt(
+        &self,
+        org: OrganizationId,
+        id: AttemptId,
+    ) -> Result<Option<AttemptRecord>> {
+        self.select_attempt(org, id).await
+    }
+
+    async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
+        self.stats(now).await
     }
 }

@@ -319,3 +319,80 @@ impl TestDb {
         rule
     }
 }
+
+/// A new (not stored) `page.completed` event in `workspace` with one pending delivery per rule,
+/// due at its creation (now).
+pub fn event_through(
+    workspace: &crate::domain::Workspace,
+    rules: &[&crate::domain::Rule],
+) -> crate::domain::NewEvent {
+    use crate::domain::*;
+    NewEvent {
+        id: EventId::new_v7(),
+        organization_id: workspace.organization_id,
+        workspace_id: workspace.id,
+        event: "page.completed".into(),
+        resource: "onboarding_sequence".into(),
+        resource_id: Some("workspace-setup".into()),
+        payload: serde_json::json!({"email": "alex@northstar.io", "first_name": "Alex", "step": 3}),
+        contact_email: Some("alex@northstar.io".into()),
+        created_by: "publishable_key".into(),
+        created_at: now(),
+        status: if rules.is_empty() {
+            DeliveryStatus::Completed
+        } else {
+            DeliveryStatus::Pending
+        },
+        rule_events: rules
+            .iter()
+            .map(|rule| NewRuleEvent {
+                id: RuleEventId::new_v7(),
+                rule_id: rule.id,
+                connection_id: rule.connection_id,
+                integration_type: rule.integration_type.clone(),
+            })
+            .collect(),
+        idempotency: None,
+    }
+}
+
+/// The record of the next attempt at a claimed delivery, with `outcome` (a 200 with two calls
+/// when delivered; otherwise a 500 and an error).
+pub fn attempt_for(
+    claim: &crate::domain::ClaimedDelivery,
+    outcome: crate::domain::OutcomeCode,
+) -> crate::domain::AttemptRecord {
+    use crate::domain::*;
+    let delivered = outcome == OutcomeCode::Delivered;
+    let status = if delivered { 200 } else { 500 };
+    AttemptRecord {
+        id: AttemptId::new_v7(),
+        organization_id: claim.organization_id,
+        workspace_id: claim.workspace_id,
+        event_id: claim.event_id,
+        rule_event_id: claim.rule_event_id,
+        attempt_number: claim.attempt_count + 1,
+        started_at: now(),
+        duration_ms: 42,
+        outcome_code: outcome,
+        http_status: Some(status),
+        error: (!delivered).then(|| format!("ActiveCampaign answered {status}")),
+        calls: vec![
+            CallRecord {
+                method: "POST".into(),
+                path: "/api/3/contact/sync".into(),
+                status: Some(200),
+                duration_ms: 20,
+                response_excerpt: r#"{"contact":{"id":"1"}}"#.into(),
+            },
+            CallRecord {
+                method: "POST".into(),
+                path: "/api/3/contactTags".into(),
+                status: Some(status),
+                duration_ms: 22,
+                response_excerpt: String::new(),
+            },
+        ],
+        is_test: false,
+    }
+}

@@ -2,9 +2,12 @@
 //! server, PostgreSQL (`backend_tests!`), so both backends keep one contract.
 
 mod changes;
+mod claims;
 mod connect;
 mod connections;
 mod events;
+mod finish;
+mod history;
 mod idempotency;
 mod rules;
 mod support;

@@ -82,3 +82,67 @@ pub async fn execute(db: &TestDb, postgres: &str, sqlite: &str) {
         }
     }
 }
+
+/// Helpers for the delivery queue tests.
+pub mod queue {
+    use chrono::{DateTime, TimeDelta, Utc};
+    use handoff::domain::{
+        ClaimedDelivery, Connection, EventId, NewEvent, OrganizationId, Rule, RuleEventId,
+        Workspace, now,
+    };
+    use handoff::storage::RuleEventRecord;
+    use handoff::storage::testing::{TestDb, event_through};
+
+    /// A lease long enough for any test.
+    pub fn lease(at: DateTime<Utc>) -> DateTime<Utc> {
+        at + TimeDelta::minutes(5)
+    }
+
+    /// A stored connection in `workspace` and a stored rule through it.
+    pub async fn route(db: &TestDb, workspace: &Workspace) -> (Connection, Rule) {
+        let connection = db.connection(workspace).await;
+        let rule = db.rule(&connection).await;
+        (connection, rule)
+    }
+
+    /// Stores an event in `workspace` with one delivery per rule, due `age` ago.
+    pub async fn enqueue(
+        db: &TestDb,
+        workspace: &Workspace,
+        rules: &[&Rule],
+        age: TimeDelta,
+    ) -> NewEvent {
+        let mut event = event_through(workspace, rules);
+        event.created_at = now() - age;
+        db.store
+            .insert_events(std::slice::from_ref(&event))
+            .await
+            .unwrap();
+        event
+    }
+
+    /// Claims everything due now (generous limits) for `owner`.
+    pub async fn claim_all(db: &TestDb, owner: &str) -> Vec<ClaimedDelivery> {
+        let at = now();
+        db.store
+            .claim_due(owner, at, lease(at), 1000, 1000)
+            .await
+            .unwrap()
+    }
+
+    /// The stored record of one rule event.
+    pub async fn record(
+        db: &TestDb,
+        org: OrganizationId,
+        event: EventId,
+        id: RuleEventId,
+    ) -> RuleEventRecord {
+        db.store
+            .list_rule_events(org, event)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+            .expect("the rule event is listed")
+    }
+}

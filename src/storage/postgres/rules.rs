@@ -14,16 +14,16 @@ use crate::domain::{
 use crate::storage::changes::CHANNEL;
 use crate::storage::{PageRequest, Result, StorageError};
 
-const CONNECTION_COLUMNS: &str = "id, organization_id, workspace_id, integration_type, name, \
+pub(super) const CONNECTION_COLUMNS: &str = "id, organization_id, workspace_id, integration_type, name, \
      api_url, api_key_ciphertext, rate_limit_per_second, hidden, active, inactive_reason, \
      created_by, created_at, updated_at";
-const RULE_COLUMNS: &str = "id, organization_id, workspace_id, connection_id, integration_type, \
+pub(super) const RULE_COLUMNS: &str = "id, organization_id, workspace_id, connection_id, integration_type, \
      event, resource, resource_id, metadata, conditions, active, hidden, created_by, created_at, \
      updated_at";
 
 /// Queues the change notification; PostgreSQL delivers it to every listener when (and only if)
 /// the transaction commits.
-async fn announce(
+pub(super) async fn announce(
     tx: &mut Transaction<'static, Postgres>,
     workspace: WorkspaceId,
 ) -> Result<(), sqlx::Error> {
@@ -44,47 +44,63 @@ fn missing_or(err: sqlx::Error, what: &'static str) -> StorageError {
 }
 
 fn connection(row: &PgRow) -> Result<Connection, sqlx::Error> {
-    let rate: Option<i64> = row.try_get("rate_limit_per_second")?;
+    connection_prefixed(row, "")
+}
+
+/// A connection whose columns are named `<prefix><column>` (joined into another row).
+pub(super) fn connection_prefixed(row: &PgRow, prefix: &str) -> Result<Connection, sqlx::Error> {
+    let c = |name: &str| format!("{prefix}{name}");
+    let rate: Option<i64> = row.try_get(c("rate_limit_per_second").as_str())?;
     Ok(Connection {
-        id: ConnectionId(row.try_get("id")?),
-        organization_id: OrganizationId(row.try_get("organization_id")?),
-        workspace_id: WorkspaceId(row.try_get("workspace_id")?),
-        integration_type: row.try_get("integration_type")?,
-        name: row.try_get("name")?,
-        api_url: row.try_get("api_url")?,
-        api_key_ciphertext: row.try_get("api_key_ciphertext")?,
+        id: ConnectionId(row.try_get(c("id").as_str())?),
+        organization_id: OrganizationId(row.try_get(c("organization_id").as_str())?),
+        workspace_id: WorkspaceId(row.try_get(c("workspace_id").as_str())?),
+        integration_type: row.try_get(c("integration_type").as_str())?,
+        name: row.try_get(c("name").as_str())?,
+        api_url: row.try_get(c("api_url").as_str())?,
+        api_key_ciphertext: row.try_get(c("api_key_ciphertext").as_str())?,
         rate_limit_per_second: rate
             .map(|r| {
                 u32::try_from(r)
                     .map_err(|_| sqlx::Error::Decode(format!("rate limit {r} out of range").into()))
             })
             .transpose()?,
-        hidden: row.try_get("hidden")?,
-        active: row.try_get("active")?,
-        inactive_reason: row.try_get("inactive_reason")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        hidden: row.try_get(c("hidden").as_str())?,
+        active: row.try_get(c("active").as_str())?,
+        inactive_reason: row.try_get(c("inactive_reason").as_str())?,
+        created_by: row.try_get(c("created_by").as_str())?,
+        created_at: row.try_get(c("created_at").as_str())?,
+        updated_at: row.try_get(c("updated_at").as_str())?,
     })
 }
 
 fn rule(row: &PgRow) -> Result<Rule, sqlx::Error> {
+    rule_prefixed(row, "")
+}
+
+/// A rule whose columns are named `<prefix><column>` (joined into another row).
+pub(super) fn rule_prefixed(row: &PgRow, prefix: &str) -> Result<Rule, sqlx::Error> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(Rule {
-        id: RuleId(row.try_get("id")?),
-        organization_id: OrganizationId(row.try_get("organization_id")?),
-        workspace_id: WorkspaceId(row.try_get("workspace_id")?),
-        connection_id: ConnectionId(row.try_get("connection_id")?),
-        integration_type: row.try_get("integration_type")?,
-        event: row.try_get("event")?,
-        resource: row.try_get("resource")?,
-        resource_id: row.try_get("resource_id")?,
-        metadata: row.try_get::<Json<serde_json::Value>, _>("metadata")?.0,
-        conditions: row.try_get::<Json<serde_json::Value>, _>("conditions")?.0,
-        active: row.try_get("active")?,
-        hidden: row.try_get("hidden")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: RuleId(row.try_get(c("id").as_str())?),
+        organization_id: OrganizationId(row.try_get(c("organization_id").as_str())?),
+        workspace_id: WorkspaceId(row.try_get(c("workspace_id").as_str())?),
+        connection_id: ConnectionId(row.try_get(c("connection_id").as_str())?),
+        integration_type: row.try_get(c("integration_type").as_str())?,
+        event: row.try_get(c("event").as_str())?,
+        resource: row.try_get(c("resource").as_str())?,
+        resource_id: row.try_get(c("resource_id").as_str())?,
+        metadata: row
+            .try_get::<Json<serde_json::Value>, _>(c("metadata").as_str())?
+            .0,
+        conditions: row
+            .try_get::<Json<serde_json::Value>, _>(c("conditions").as_str())?
+            .0,
+        active: row.try_get(c("active").as_str())?,
+        hidden: row.try_get(c("hidden").as_str())?,
+        created_by: row.try_get(c("created_by").as_str())?,
+        created_at: row.try_get(c("created_at").as_str())?,
+        updated_at: row.try_get(c("updated_at").as_str())?,
     })
 }
 
