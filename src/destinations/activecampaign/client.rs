@@ -5,27 +5,15 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::destinations::net;
+/// One HTTP call as delivery history shows it (the domain type; re-exported here for the client's users).
+pub use crate::domain::CallRecord;
 
 /// Longest response excerpt kept in history.
 pub const EXCERPT_BYTES: usize = 2048;
-
-/// One HTTP call as delivery history shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct CallRecord {
-    pub method: String,
-    /// Path and query under the account URL, e.g. `/api/3/contact/sync`. Never credentials.
-    pub path: String,
-    /// `None` when no response arrived (timeout, connection error).
-    pub status: Option<u16>,
-    pub duration_ms: u64,
-    /// At most 2 KiB of the response body (or of the error when there was none).
-    pub response_excerpt: String,
-}
 
 /// A call that got no HTTP answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +41,8 @@ impl AcResponse {
         (200..300).contains(&self.status)
     }
 
-    /// The error text, read defensively: `message`, else `error.title`/`error` text, else `errors[0].title`.
+    /// The error text, read defensively: `message`, else `error.title`/`error` text, else `errors[0].title`
+    /// (with its `detail` when not empty).
     pub fn error_message(&self) -> Option<String> {
         let v = self.json.as_ref()?;
         if let Some(m) = v.get("message").and_then(Value::as_str) {
@@ -68,11 +57,13 @@ impl AcResponse {
             }
             _ => {}
         }
-        v.get("errors")?
-            .get(0)?
-            .get("title")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        // JSON:API errors: the title, with the detail when there is one ("Not Found: Tag not found").
+        let first = v.get("errors")?.get(0)?;
+        let title = first.get("title").and_then(Value::as_str)?;
+        match first.get("detail").and_then(Value::as_str) {
+            Some(d) if !d.trim().is_empty() => Some(format!("{title}: {d}")),
+            _ => Some(title.to_owned()),
+        }
     }
 }
 
@@ -201,6 +192,8 @@ impl AcClient {
 }
 
 fn classify(e: reqwest::Error) -> CallFailure {
+    // The URL can carry an email in its query (`/contacts?email=`); history and messages keep it out.
+    let e = e.without_url();
     if e.is_timeout() {
         return CallFailure::Timeout;
     }
@@ -248,6 +241,12 @@ mod tests {
                 .error_message()
                 .unwrap(),
             "Could not process request"
+        );
+        assert_eq!(
+            resp(json!({"errors": [{"status": 404, "title": "Not Found", "detail": "Tag not found"}]}))
+                .error_message()
+                .unwrap(),
+            "Not Found: Tag not found"
         );
         assert_eq!(resp(json!({})).error_message(), None);
         let html = AcResponse {

@@ -1,12 +1,24 @@
-//! ActiveCampaign (API v3): the client core and the account-level operations the management API needs
-//! (credential check, live tags and lists).
+//! ActiveCampaign (API v3): the client core, the account-level operations the management API needs
+//! (credential check, live tags and lists), and the destination actions deliveries run
+//! ([`actions`]: `add_tag`, `remove_tag`, `add_to_list`, `remove_from_list`, `sync_contact`).
+//!
+//! Layout: `client` (one recorded call), `classify` (what an answer means for an attempt), `contact`
+//! (the contact read from a payload), `cache` (tag and list ids per account), `attempt` (one attempt's
+//! calls and shared look-ups), `actions` (the actions themselves).
 
+pub mod actions;
+mod attempt;
+pub mod cache;
+pub mod classify;
 pub mod client;
+pub mod contact;
 
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use actions::{AcDestination, ActionResult, CallGate, NoGate};
+pub use cache::AccountCache;
 pub use client::{AcClient, AcResponse, CallFailure, CallRecord};
 
 /// The integration type name.
