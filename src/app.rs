@@ -9,6 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::auth::crypto::MasterKey;
 use crate::config::Config;
+use crate::delivery::pool::{self, PoolConfig, PoolParts};
+use crate::delivery::ratelimit::AccountLimiter;
+use crate::delivery::retry::RetryPolicy;
+use crate::destinations::activecampaign::{AcDestination, AccountCache};
 use crate::destinations::net;
 use crate::http::{AppState, Inner};
 use crate::ingest::ratelimit::KeyRateLimiter;
@@ -62,6 +66,73 @@ pub struct Application {
     state: AppState,
     committers: Committers,
     grace: Duration,
+    /// Delivery workers beside the API (`handoff serve`), or none (`handoff api`).
+    workers: Option<PoolConfig>,
+    retry: RetryPolicy,
+    rate_margin: Duration,
+}
+
+/// The delivery settings of `config`.
+pub fn pool_config(config: &Config) -> PoolConfig {
+    let d = &config.delivery;
+    PoolConfig {
+        concurrency: d.concurrency,
+        batch: d.batch,
+        per_connection: d.per_connection,
+        lease: Duration::from_secs(d.lease_seconds),
+        poll_interval: Duration::from_millis(d.poll_interval_ms),
+        default_rate_limit: d.default_rate_limit,
+        ..PoolConfig::default()
+    }
+}
+
+/// The retry policy of `config`.
+pub fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        schedule: config
+            .retry
+            .schedule_seconds
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        jitter: config.retry.jitter,
+        max_retry_after: Duration::from_secs(config.retry.max_retry_after_seconds),
+        ..RetryPolicy::default()
+    }
+}
+
+/// The ActiveCampaign destination with the configured timeouts and network policy.
+pub fn destination(config: &Config, http: reqwest::Client) -> AcDestination {
+    AcDestination::new(
+        http,
+        AccountCache::new(),
+        Duration::from_millis(config.destinations.timeout_ms),
+        config.destinations.allow_private_networks,
+    )
+}
+
+/// Runs delivery workers alone (`handoff worker`) until `shutdown`.
+pub async fn run_workers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    master_key: MasterKey,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let http = net::http_client(
+        config.destinations.allow_private_networks,
+        Duration::from_millis(config.destinations.connect_timeout_ms),
+    );
+    let parts = PoolParts {
+        store,
+        master_key: Arc::new(master_key),
+        destination: destination(config, http),
+        limiter: Arc::new(AccountLimiter::new(Duration::from_millis(
+            config.delivery.rate_limit_margin_ms,
+        ))),
+        policy: retry_policy(config),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    pool::run(parts, pool_config(config), shutdown).await
 }
 
 impl Application {
@@ -93,6 +164,7 @@ impl Application {
                 Duration::from_millis(d.connect_timeout_ms),
             ),
             destinations: d,
+            delivery_wake: Arc::new(tokio::sync::Notify::new()),
             store,
             master_key: Arc::new(master_key),
             batcher,
@@ -103,7 +175,22 @@ impl Application {
             state,
             committers,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            workers: Some(pool_config(config)),
+            retry: retry_policy(config),
+            rate_margin: Duration::from_millis(config.delivery.rate_limit_margin_ms),
         })
+    }
+
+    /// Serve the API only (`handoff api`): no delivery workers on this node.
+    pub fn without_workers(mut self) -> Self {
+        self.workers = None;
+        self
+    }
+
+    /// Replaces the delivery settings (tests shorten polls and leases).
+    pub fn with_pool_config(mut self, pool: PoolConfig) -> Self {
+        self.workers = Some(pool);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -121,6 +208,22 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "listening");
+        let workers = self.workers.map(|pool| {
+            let parts = PoolParts {
+                store: self.state.store.clone(),
+                master_key: self.state.master_key.clone(),
+                destination: AcDestination::new(
+                    self.state.destination_http.clone(),
+                    AccountCache::new(),
+                    Duration::from_millis(self.state.destinations.timeout_ms),
+                    self.state.destinations.allow_private_networks,
+                ),
+                limiter: Arc::new(AccountLimiter::new(self.rate_margin)),
+                policy: self.retry,
+                wake: self.state.delivery_wake.clone(),
+            };
+            tokio::spawn(pool::run(parts, pool, shutdown.clone()))
+        });
         let router = crate::http::router(self.state);
         let stop = shutdown.clone();
         let server = axum::serve(self.listener, router)
@@ -136,6 +239,13 @@ impl Application {
         }
         // The router (and with it every Batcher clone) is gone: the committers finish the queue and stop.
         self.committers.join().await;
+        if let Some(workers) = workers {
+            match workers.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "delivery workers failed"),
+                Err(e) => tracing::error!(error = %e, "delivery workers panicked"),
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -25,8 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API (the default). On an empty database, first creates an organization and prints its keys.
+    /// Run the HTTP API and the delivery workers (the default). On an empty database, first creates an
+    /// organization and prints its keys.
     Serve,
+    /// Run the HTTP API only (scale API and worker nodes separately).
+    Api,
+    /// Run the delivery workers only.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Administration.
@@ -90,7 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(config)
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+        command @ (Command::Serve | Command::Api) => {
             let config = load()?;
             let store = app::open_store(&config).await?;
             let master = app::master_key(&config)?;
@@ -104,11 +109,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
                 println!("{}", creds.to_text());
             }
-            let application = app::Application::build(&config, store, master).await?;
+            let mut application = app::Application::build(&config, store, master).await?;
+            if matches!(command, Command::Api) {
+                application = application.without_workers();
+            }
             println!("Handoff listening on http://{}", application.local_addr());
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();
             application.run_until_stopped(shutdown).await
+        }
+        Command::Worker => {
+            let config = load()?;
+            let store = app::open_store(&config).await?;
+            let master = app::master_key(&config)?;
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            app::run_workers(&config, store, master, shutdown).await
         }
         Command::Migrate => {
             let config = load()?;

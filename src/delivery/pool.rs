@@ -74,12 +74,17 @@ struct Ctx {
 /// Runs the pool until `shutdown`; in-flight deliveries finish and are recorded before it returns.
 pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let owner = format!("node-{}", uuid::Uuid::now_v7().simple());
-    let ctx = Arc::new(Ctx { parts, config, owner });
+    let ctx = Arc::new(Ctx {
+        parts,
+        config,
+        owner,
+    });
     tracing::info!(node.id = %ctx.owner, concurrency = ctx.config.concurrency, "delivery workers starting");
 
     membership(&ctx).await?;
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), shutdown.clone()));
-    let (results_tx, results_rx) = mpsc::channel::<(AttemptRecord, Disposition)>(ctx.config.concurrency * 4);
+    let (results_tx, results_rx) =
+        mpsc::channel::<(AttemptRecord, Disposition)>(ctx.config.concurrency * 4);
     let recorder = tokio::spawn(record_loop(ctx.clone(), results_rx));
 
     let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
@@ -95,9 +100,21 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
             continue;
         }
         let now = crate::domain::now();
-        let lease_until = now + chrono::TimeDelta::from_std(ctx.config.lease).unwrap_or(chrono::TimeDelta::MAX);
+        let lease_until =
+            now + chrono::TimeDelta::from_std(ctx.config.lease).unwrap_or(chrono::TimeDelta::MAX);
         let limit = free.min(ctx.config.batch) as i64;
-        let claims = match ctx.parts.store.claim_due(&ctx.owner, now, lease_until, limit, ctx.config.per_connection).await {
+        let claims = match ctx
+            .parts
+            .store
+            .claim_due(
+                &ctx.owner,
+                now,
+                lease_until,
+                limit,
+                ctx.config.per_connection,
+            )
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
@@ -117,7 +134,11 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
             continue;
         }
         for claim in claims {
-            let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let (ctx, results) = (ctx.clone(), results_tx.clone());
             tasks.spawn(async move {
                 let record = deliver(&ctx, claim).await;
@@ -140,10 +161,13 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
 async fn membership(ctx: &Ctx) -> anyhow::Result<()> {
     let now = crate::domain::now();
     ctx.parts.store.heartbeat(&ctx.owner, now).await?;
-    let since = now - chrono::TimeDelta::from_std(ctx.config.node_ttl).unwrap_or(chrono::TimeDelta::MAX);
+    let since =
+        now - chrono::TimeDelta::from_std(ctx.config.node_ttl).unwrap_or(chrono::TimeDelta::MAX);
     let nodes = ctx.parts.store.live_nodes(since).await?;
     let index = nodes.iter().position(|n| *n == ctx.owner).unwrap_or(0);
-    ctx.parts.limiter.set_membership(nodes.len().max(1), index, tokio::time::Instant::now());
+    ctx.parts
+        .limiter
+        .set_membership(nodes.len().max(1), index, tokio::time::Instant::now());
     Ok(())
 }
 
@@ -172,7 +196,12 @@ async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<(AttemptRecord, Dispo
         }
         let mut delay = Duration::from_millis(50);
         loop {
-            match ctx.parts.store.finish_attempts(&batch, &ctx.owner, crate::domain::now()).await {
+            match ctx
+                .parts
+                .store
+                .finish_attempts(&batch, &ctx.owner, crate::domain::now())
+                .await
+            {
                 Ok(applied) => {
                     let lost = applied.iter().filter(|a| !**a).count();
                     if lost > 0 {
@@ -201,7 +230,10 @@ struct LimiterGate<'a> {
 #[async_trait::async_trait]
 impl CallGate for LimiterGate<'_> {
     async fn before_call(&self) -> bool {
-        self.limiter.acquire(&self.account, self.limit).await.is_some()
+        self.limiter
+            .acquire(&self.account, self.limit)
+            .await
+            .is_some()
     }
 }
 
@@ -222,14 +254,28 @@ async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Dispositi
     let result = perform(ctx, &claim).await;
     let duration_ms = clock.elapsed().as_millis() as i64;
     let budgeted = (claim.attempt_count - claim.throttled_count).max(0) as usize + 1;
-    let disposition = ctx.parts.policy.decide(&result.outcome, budgeted, crate::domain::now(), random_unit());
+    let disposition = ctx.parts.policy.decide(
+        &result.outcome,
+        budgeted,
+        crate::domain::now(),
+        random_unit(),
+    );
     if disposition == Disposition::Parked
         && let Some(c) = &claim.connection
     {
-        match ctx.parts.store.park_connection(c.id, "authentication_invalid", crate::domain::now()).await {
-            Ok(true) => tracing::warn!(connection.id = %c.id, "destination rejected the key; connection inactive, deliveries parked"),
+        match ctx
+            .parts
+            .store
+            .park_connection(c.id, "authentication_invalid", crate::domain::now())
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(connection.id = %c.id, "destination rejected the key; connection inactive, deliveries parked")
+            }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, connection.id = %c.id, "could not mark the connection inactive"),
+            Err(e) => {
+                tracing::warn!(error = %e, connection.id = %c.id, "could not mark the connection inactive")
+            }
         }
     }
     tracing::debug!(rule_event.id = %claim.rule_event_id, event.id = %claim.event_id, attempt = claim.attempt_count + 1,
@@ -254,24 +300,63 @@ async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Dispositi
 
 async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
     let (Some(rule), Some(connection)) = (&claim.rule, &claim.connection) else {
-        return result_of(OutcomeCode::InternalError, Outcome::Gone, "the rule or its connection was deleted");
+        return result_of(
+            OutcomeCode::InternalError,
+            Outcome::Gone,
+            "the rule or its connection was deleted",
+        );
     };
     if !connection.active {
-        return result_of(OutcomeCode::AuthFailed, Outcome::AuthFailed, "the connection is inactive (its API key was rejected); fix the connection to resume");
+        return result_of(
+            OutcomeCode::AuthFailed,
+            Outcome::AuthFailed,
+            "the connection is inactive (its API key was rejected); fix the connection to resume",
+        );
     }
     let Some(payload) = &claim.payload else {
-        return result_of(OutcomeCode::MappingError, Outcome::Permanent { code: OutcomeCode::MappingError }, "the event's payload was purged");
+        return result_of(
+            OutcomeCode::MappingError,
+            Outcome::Permanent {
+                code: OutcomeCode::MappingError,
+            },
+            "the event's payload was purged",
+        );
     };
     let action = match parse_metadata(&rule.metadata) {
         Ok(a) => a,
-        Err(_) => return result_of(OutcomeCode::InternalError, Outcome::Permanent { code: OutcomeCode::InternalError }, "the stored rule does not parse"),
+        Err(_) => {
+            return result_of(
+                OutcomeCode::InternalError,
+                Outcome::Permanent {
+                    code: OutcomeCode::InternalError,
+                },
+                "the stored rule does not parse",
+            );
+        }
     };
     let Ok(api_url) = url::Url::parse(&connection.api_url) else {
-        return result_of(OutcomeCode::RejectedClientError, Outcome::Permanent { code: OutcomeCode::RejectedClientError }, "the connection's api_url is not a URL");
+        return result_of(
+            OutcomeCode::RejectedClientError,
+            Outcome::Permanent {
+                code: OutcomeCode::RejectedClientError,
+            },
+            "the connection's api_url is not a URL",
+        );
     };
-    let key = match ctx.parts.master_key.open(&crate::http::connections::api_key_context(connection.id), &connection.api_key_ciphertext) {
+    let key = match ctx.parts.master_key.open(
+        &crate::http::connections::api_key_context(connection.id),
+        &connection.api_key_ciphertext,
+    ) {
         Ok(k) => SecretString::from(String::from_utf8_lossy(&k).into_owned()),
-        Err(_) => return result_of(OutcomeCode::InternalError, Outcome::Permanent { code: OutcomeCode::InternalError }, "the connection's key cannot be unsealed"),
+        Err(_) => {
+            return result_of(
+                OutcomeCode::InternalError,
+                Outcome::Permanent {
+                    code: OutcomeCode::InternalError,
+                },
+                "the connection's key cannot be unsealed",
+            );
+        }
     };
     let view = EventView {
         event: &claim.event,
@@ -282,9 +367,14 @@ async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
     let gate = LimiterGate {
         limiter: &ctx.parts.limiter,
         account: account_key(&api_url),
-        limit: connection.rate_limit_per_second.unwrap_or(ctx.config.default_rate_limit),
+        limit: connection
+            .rate_limit_per_second
+            .unwrap_or(ctx.config.default_rate_limit),
     };
-    ctx.parts.destination.perform(&api_url, key, &action, &view, &gate).await
+    ctx.parts
+        .destination
+        .perform(&api_url, key, &action, &view, &gate)
+        .await
 }
 
 /// Connections with the same account URL share one limiter.
@@ -294,4 +384,3 @@ pub fn account_key(api_url: &url::Url) -> String {
     u.set_fragment(None);
     u.as_str().trim_end_matches('/').to_ascii_lowercase()
 }
-

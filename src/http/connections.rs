@@ -455,6 +455,7 @@ pub async fn update_connection(
         Some(k) => SecretString::from(k.clone()),
         None => state.connection_key(&c)?,
     };
+    let was_inactive = !c.active;
     if url_changed || fields.api_key.is_some() || !c.active {
         let url = fields.api_url.clone().unwrap_or_else(|| c.api_url.clone());
         state.verify_account(&url, key).await?;
@@ -482,6 +483,15 @@ pub async fn update_connection(
         .update_connection(caller.org(), &c)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
+    if was_inactive && saved.active {
+        // The key works again: deliveries parked on the rejected key resume by themselves.
+        let resumed = state
+            .store
+            .resume_parked(caller.org(), saved.id, crate::domain::now())
+            .await?;
+        state.delivery_wake.notify_one();
+        tracing::info!(connection.id = %saved.id, resumed, "connection reactivated; parked deliveries resumed");
+    }
     tracing::info!(connection.id = %saved.id, active = saved.active, "connection updated");
     Ok(Json((&saved).into()))
 }

@@ -254,6 +254,7 @@ pub async fn create_event(
         request_hash: canonical_hash(&body),
     });
     let event = new_event(&state, &caller, workspace, valid, claim).await?;
+    let deliveries = !event.rule_events.is_empty();
     let outcome = state
         .batcher
         .submit(vec![event])
@@ -261,6 +262,9 @@ pub async fn create_event(
         .map_err(submit_error)?
         .pop()
         .ok_or_else(|| ApiError::internal(&"commit returned no outcome"))?;
+    if deliveries {
+        state.delivery_wake.notify_one();
+    }
     match outcome {
         InsertOutcome::Inserted(e) | InsertOutcome::Replayed(e) => {
             let body = EventEnvelope {
@@ -350,7 +354,11 @@ pub async fn create_events_bulk(
 
     if !to_commit.is_empty() {
         let (indexes, events): (Vec<usize>, Vec<NewEvent>) = to_commit.into_iter().unzip();
+        let deliveries = events.iter().any(|e| !e.rule_events.is_empty());
         let outcomes = state.batcher.submit(events).await.map_err(submit_error)?;
+        if deliveries {
+            state.delivery_wake.notify_one();
+        }
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             records[index] = Some(match outcome {
                 InsertOutcome::Inserted(e) | InsertOutcome::Replayed(e) => {

@@ -45,6 +45,8 @@ pub struct Inner {
     /// The one HTTP client for destination calls (SSRF-guarded unless private networks are allowed).
     pub destination_http: reqwest::Client,
     pub destinations: DestinationsConfig,
+    /// Wakes this node's delivery workers when deliveries were committed.
+    pub delivery_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for AppState {

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod bulk;
 mod connections;
+mod delivery;
 mod ingest;
 mod openapi;
 mod rules;

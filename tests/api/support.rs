@@ -71,6 +71,14 @@ impl TestApp {
                 "HANDOFF__DESTINATIONS__ALLOW_PRIVATE_NETWORKS".into(),
                 "true".into(),
             ),
+            // Short retries and polls keep delivery tests fast; the real schedule is unit-tested.
+            (
+                "HANDOFF__RETRY__SCHEDULE_SECONDS".into(),
+                "[1, 1, 2]".into(),
+            ),
+            ("HANDOFF__RETRY__JITTER".into(), "0.0".into()),
+            ("HANDOFF__DELIVERY__POLL_INTERVAL_MS".into(), "50".into()),
+            ("HANDOFF__DESTINATIONS__TIMEOUT_MS".into(), "2000".into()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load_from(None, vars).expect("test config");
@@ -275,5 +283,80 @@ impl TestApp {
             .unwrap()
             .unwrap()
             .total_rules
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+impl TestApp {
+    /// Sends `body` and returns the event id.
+    pub async fn send_for_id(&self, body: &Value) -> handoff::domain::EventId {
+        let resp = self.send_event(body).await;
+        assert_eq!(resp.status(), 201);
+        let v: Value = resp.json().await.unwrap();
+        let id: uuid::Uuid = v["event"]["id"].as_str().unwrap().parse().unwrap();
+        id.into()
+    }
+
+    /// The event's rule events as stored now.
+    pub async fn rule_events(
+        &self,
+        event: handoff::domain::EventId,
+    ) -> Vec<handoff::storage::RuleEventRecord> {
+        self.store
+            .list_rule_events(self.creds.organization_id, event)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the event's single rule event reaches `status`.
+    pub async fn wait_rule_event(
+        &self,
+        event: handoff::domain::EventId,
+        status: handoff::domain::DeliveryStatus,
+        within: std::time::Duration,
+    ) -> handoff::storage::RuleEventRecord {
+        eventually(within, &format!("rule event {status:?}"), || async {
+            self.rule_events(event)
+                .await
+                .into_iter()
+                .find(|r| r.status == status)
+        })
+        .await
+    }
+
+    /// The attempts of a rule event, oldest first.
+    pub async fn attempts(
+        &self,
+        rule_event: handoff::domain::RuleEventId,
+    ) -> Vec<handoff::domain::AttemptRecord> {
+        let page = handoff::storage::PageRequest {
+            limit: 100,
+            before: None,
+        };
+        let mut a = self
+            .store
+            .list_attempts(self.creds.organization_id, rule_event, page)
+            .await
+            .unwrap();
+        a.reverse();
+        a
     }
 }
