@@ -77,6 +77,8 @@ enum BenchCommand {
     Ingest(handoff::bench::IngestBenchArgs),
     /// Requests per second the ActiveCampaign sandbox sustains with its rate limit off.
     Sandbox(handoff::sandbox::SandboxBenchArgs),
+    /// End-to-end delivery latency at a steady rate, and backlog burn-down throughput and memory.
+    Delivery(handoff::bench::delivery::DeliveryBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -162,6 +164,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init("text", "warn");
             handoff::bench::ingest(args).await
+        }
+        Command::Bench {
+            which: BenchCommand::Delivery(args),
+        } => {
+            telemetry::init("text", "error");
+            handoff::bench::delivery::run(args).await
         }
         Command::Bench {
             which: BenchCommand::Sandbox(args),

@@ -158,3 +158,5 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     drop(db);
     Ok(())
 }
+
+pub mod delivery;
