@@ -301,6 +301,9 @@ pub enum RuleChange {
     Workspace(WorkspaceId),
     /// Notifications may have been missed (listener reconnected): drop every cached workspace.
     All,
+    /// Not a rule change: deliveries were committed somewhere (PostgreSQL: on any node), so delivery
+    /// workers should claim now rather than at their next poll. Rule caches ignore it.
+    DeliveriesDue,
 }
 
 /// One problem with a client's field, as `error.data[]` carries it.

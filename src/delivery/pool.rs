@@ -14,7 +14,9 @@ use crate::auth::crypto::MasterKey;
 use crate::delivery::ratelimit::AccountLimiter;
 use crate::delivery::retry::{Outcome, RetryPolicy, random_unit};
 use crate::destinations::activecampaign::{AcDestination, ActionResult, CallGate};
-use crate::domain::{AttemptId, AttemptRecord, ClaimedDelivery, Disposition, OutcomeCode};
+use crate::domain::{
+    AttemptId, AttemptRecord, ClaimedDelivery, Disposition, OutcomeCode, RuleChange,
+};
 use crate::rules::{EventView, parse_metadata};
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
@@ -81,8 +83,31 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
     });
     tracing::info!(node.id = %ctx.owner, concurrency = ctx.config.concurrency, "delivery workers starting");
 
-    membership(&ctx).await?;
+    // A node joining others waits until they have seen it (their next heartbeat) and until one rate
+    // window has passed, so its share never adds to calls they made under their old, larger shares.
+    if membership(&ctx).await? > 1 {
+        let settle = ctx.config.heartbeat + Duration::from_millis(1200);
+        tracing::info!(
+            wait_ms = settle.as_millis() as u64,
+            "other worker nodes are live; waiting for rate-limit shares to settle"
+        );
+        tokio::select! {
+            _ = shutdown.wait() => {}
+            _ = tokio::time::sleep(settle) => {}
+        }
+    }
     let heartbeat = tokio::spawn(heartbeat_loop(ctx.clone(), shutdown.clone()));
+    // Deliveries committed on other nodes announce themselves (PostgreSQL LISTEN/NOTIFY); the poll
+    // interval remains the backstop when a notification is lost.
+    let mut announcements = ctx.parts.store.rule_changes().await?;
+    let wake = ctx.parts.wake.clone();
+    let listener = tokio::spawn(async move {
+        while let Some(change) = announcements.recv().await {
+            if matches!(change, RuleChange::DeliveriesDue | RuleChange::All) {
+                wake.notify_one();
+            }
+        }
+    });
     let (results_tx, results_rx) =
         mpsc::channel::<(AttemptRecord, Disposition)>(ctx.config.concurrency * 4);
     let recorder = tokio::spawn(record_loop(ctx.clone(), results_rx));
@@ -152,13 +177,14 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
     drop(results_tx);
     let _ = recorder.await;
     heartbeat.abort();
+    listener.abort();
     let _ = ctx.parts.store.remove_node(&ctx.owner).await;
     tracing::info!("delivery workers stopped");
     Ok(())
 }
 
-/// Reads the live nodes and tells the limiter this node's place among them.
-async fn membership(ctx: &Ctx) -> anyhow::Result<()> {
+/// Reads the live nodes and tells the limiter this node's place among them; returns how many are live.
+async fn membership(ctx: &Ctx) -> anyhow::Result<usize> {
     let now = crate::domain::now();
     ctx.parts.store.heartbeat(&ctx.owner, now).await?;
     let since =
@@ -168,7 +194,7 @@ async fn membership(ctx: &Ctx) -> anyhow::Result<()> {
     ctx.parts
         .limiter
         .set_membership(nodes.len().max(1), index, tokio::time::Instant::now());
-    Ok(())
+    Ok(nodes.len().max(1))
 }
 
 async fn heartbeat_loop(ctx: Arc<Ctx>, shutdown: Shutdown) {

@@ -42,12 +42,16 @@ impl RuleCache {
         tokio::spawn(async move {
             while let Some(change) = changes.recv().await {
                 let mut s = state.write().unwrap_or_else(|p| p.into_inner());
-                s.generation += 1;
                 match change {
                     RuleChange::Workspace(ws) => {
+                        s.generation += 1;
                         s.rules.remove(&ws);
                     }
-                    RuleChange::All => s.rules.clear(),
+                    RuleChange::All => {
+                        s.generation += 1;
+                        s.rules.clear();
+                    }
+                    RuleChange::DeliveriesDue => continue,
                 }
                 tracing::debug!(?change, "rule cache invalidated");
             }

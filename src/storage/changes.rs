@@ -17,6 +17,9 @@ use crate::domain::{RuleChange, WorkspaceId};
 /// The PostgreSQL notification channel; the payload is the workspace id as text.
 pub(crate) const CHANNEL: &str = "handoff_rule_changes";
 
+/// The payload that announces committed deliveries rather than a workspace's rule change.
+pub(crate) const DELIVERIES_DUE: &str = "deliveries";
+
 /// Changes a subscriber may have unread before they are collapsed into one `All`.
 const SUBSCRIBER_BUFFER: usize = 64;
 
@@ -143,6 +146,9 @@ async fn run_listener(
         };
         let change = match wake {
             Wake::Stop => return,
+            Wake::Received(Ok(Some(notification))) if notification.payload() == DELIVERIES_DUE => {
+                RuleChange::DeliveriesDue
+            }
             Wake::Received(Ok(Some(notification))) => {
                 match notification.payload().parse().map(WorkspaceId) {
                     Ok(workspace) => RuleChange::Workspace(workspace),

@@ -69,6 +69,18 @@ impl PostgresStore {
         let results = claim_keys(&mut tx, batch, &claims).await?;
         let resolution = batch::resolve(batch, &claims, results);
         insert_rows(&mut tx, batch, &resolution.to_insert).await?;
+        if resolution
+            .to_insert
+            .iter()
+            .any(|&i| !batch[i].rule_events.is_empty())
+        {
+            // Wakes the delivery workers of every node once this commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::storage::changes::CHANNEL)
+                .bind(crate::storage::changes::DELIVERIES_DUE)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(resolution.outcomes)
     }

@@ -140,6 +140,35 @@ app_tests! {
         assert!(sandbox.request_log(&account.name).iter().all(|r| !r.path.contains("contact")));
     }
 
+    async fn deliveries_stay_within_the_accounts_rate_limit_as_it_sees_it(app: TestApp) {
+        let sandbox = handoff::sandbox::Sandbox::start(handoff::sandbox::SandboxConfig::default()).await.unwrap();
+        let account = sandbox.create_account(handoff::sandbox::AccountOptions::default().rate_limit(5));
+        let conn = app.connection_for(&account).await;
+        app.rule_for(&conn, json!({})).await;
+        // The connection check counted against the account too; let it leave the window.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        sandbox.clear_request_log(&account.name);
+        let mut events = Vec::new();
+        for i in 0..12 {
+            let mut e = onboarding_event();
+            e["payload"]["email"] = json!(format!("user{i}@northstar.io"));
+            events.push(app.send_for_id(&e).await);
+        }
+        for e in events {
+            app.wait_rule_event(e, DeliveryStatus::Completed, Duration::from_secs(20)).await;
+        }
+        let log = sandbox.request_log(&account.name);
+        assert!(log.len() >= 25, "{} calls", log.len());
+        assert!(log.iter().all(|r| r.status != Some(429)), "the account never had to throttle us");
+        let mut times: Vec<_> = log.iter().filter(|r| r.status != Some(429)).map(|r| r.at).collect();
+        times.sort();
+        let most = (0..times.len())
+            .map(|i| times[i..].iter().take_while(|t| **t - times[i] < chrono::TimeDelta::seconds(1)).count())
+            .max()
+            .unwrap();
+        assert!(most <= 5, "{most} calls in one second");
+    }
+
     async fn a_slow_connection_does_not_delay_the_others(app: TestApp) {
         let (sandbox, slow) = sandbox_account().await;
         let fast = sandbox.create_account(handoff::sandbox::AccountOptions::default());
@@ -163,5 +192,45 @@ app_tests! {
         let took = started.elapsed();
         assert!(took < Duration::from_millis(1200), "the fast connection waited behind the slow one: {took:?}");
         assert!(app.rule_events(slow_events[19]).await[0].status != DeliveryStatus::Completed);
+    }
+}
+
+mod postgres_only {
+    use super::*;
+    use crate::support::TestApp;
+    use handoff::storage::testing::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_on_another_node_is_woken_by_notify_not_by_its_poll() {
+        let Some(db) = TestDb::postgres().await else {
+            eprintln!("skipped: no TEST_DATABASE_URL");
+            return;
+        };
+        // A 20 s poll: only LISTEN/NOTIFY can make the delivery quick.
+        let app = TestApp::spawn_roles(
+            db,
+            &[("HANDOFF__DELIVERY__POLL_INTERVAL_MS", "20000")],
+            false,
+        )
+        .await;
+        let (sandbox, account) = sandbox_account().await;
+        let conn = app.connection_for(&account).await;
+        app.rule_for(&conn, json!({})).await;
+        app.spawn_worker_node().await;
+        // Let the worker take its first (empty) claim and start waiting.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let event = app.send_for_id(&onboarding_event()).await;
+        app.wait_rule_event(event, DeliveryStatus::Completed, Duration::from_secs(5))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "woken late: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            sandbox.contact_tags_by_email(&account.name, "alex@northstar.io"),
+            ["onboarding-step-3-done"]
+        );
     }
 }

@@ -62,6 +62,11 @@ macro_rules! app_tests {
 impl TestApp {
     /// Starts the app on 127.0.0.1:0 over `db`, with extra `HANDOFF__…` settings.
     pub async fn spawn(db: TestDb, env: &[(&str, &str)]) -> Self {
+        Self::spawn_roles(db, env, true).await
+    }
+
+    /// Like `spawn`, with or without delivery workers on this node (`handoff serve` vs `handoff api`).
+    pub async fn spawn_roles(db: TestDb, env: &[(&str, &str)], workers: bool) -> Self {
         let mut vars: Vec<(String, String)> = vec![
             ("HANDOFF__SERVER__BIND".into(), "127.0.0.1:0".into()),
             ("HANDOFF__DATABASE__URL".into(), db.url.clone()),
@@ -87,9 +92,12 @@ impl TestApp {
         let creds = init_tenant(&*store, &master, "Northstar", "Onboarding")
             .await
             .expect("init tenant");
-        let app = Application::build(&config, store.clone(), master)
+        let mut app = Application::build(&config, store.clone(), master)
             .await
             .expect("build app");
+        if !workers {
+            app = app.without_workers();
+        }
         let addr = app.local_addr();
         let master = app.state().master_key.clone();
         let shutdown = Shutdown::new();
@@ -121,6 +129,18 @@ impl TestApp {
         let addr = app.local_addr();
         tokio::spawn(app.run_until_stopped(self.shutdown.clone()));
         addr
+    }
+
+    /// A `handoff worker` node on the same database (its own pool and listener), stopped with `self`.
+    pub async fn spawn_worker_node(&self) {
+        let store = handoff::storage::connect(&self.config.database_url(), Default::default())
+            .await
+            .expect("worker node connects");
+        let master = MasterKey::from_base64(&self.master_text).unwrap();
+        let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
+        tokio::spawn(
+            async move { handoff::app::run_workers(&config, store, master, shutdown).await },
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
