@@ -397,10 +397,24 @@ async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
             .rate_limit_per_second
             .unwrap_or(ctx.config.default_rate_limit),
     };
-    ctx.parts
+    // Each call has its own timeout; the whole attempt must also end well inside the lease, or
+    // another worker could reclaim the delivery while this one still runs.
+    let deadline = ctx.config.lease.mul_f64(0.8);
+    let attempt = ctx
+        .parts
         .destination
-        .perform(&api_url, key, &action, &view, &gate)
-        .await
+        .perform(&api_url, key, &action, &view, &gate);
+    match tokio::time::timeout(deadline, attempt).await {
+        Ok(result) => result,
+        Err(_) => result_of(
+            OutcomeCode::Timeout,
+            Outcome::Transient {
+                code: OutcomeCode::Timeout,
+                retry_after: None,
+            },
+            "the attempt did not finish within its deadline",
+        ),
+    }
 }
 
 /// Connections with the same account URL share one limiter.
