@@ -31,12 +31,19 @@ process_tests! {
         let conn = setup.connection(node.addr(), &account, Some(1000)).await;
         setup.rule(node.addr(), &conn, "graceful", "graceful-stop").await;
 
-        let poster = Poster::start(&setup, node.addr(), "graceful", 8, 1500);
+        let poster = Poster::start(&setup, node.addr(), "graceful", 8, 3000);
         eventually(Duration::from_secs(10), "the first acknowledged event", || async {
             (poster.acked() > 0).then_some(())
         })
         .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Some deliveries done (the slow account sees them first), and at least the ~1 s of load.
+        let loaded = std::time::Instant::now() + Duration::from_secs(1);
+        crate::support::eventually(Duration::from_secs(15), "20 tagged contacts", || async {
+            let tagged = sandbox.state("northstar").contacts.iter().filter(|c| !c.tags.is_empty()).count();
+            (tagged >= 20).then_some(())
+        })
+        .await;
+        tokio::time::sleep(loaded.saturating_duration_since(std::time::Instant::now())).await;
         let stopping = std::time::Instant::now();
         node.terminate();
         let status = node

@@ -485,7 +485,7 @@ pub struct Posted {
 }
 
 /// Posts events (`page.completed`, a unique `payload.email` each) from `tasks` concurrent loops until
-/// stopped or `max` were sent.
+/// stopped, `max` were sent, or (per loop) a request was not answered 201.
 pub struct Poster {
     stop: Arc<AtomicBool>,
     posted: Arc<Mutex<Posted>>,
@@ -520,7 +520,12 @@ impl Poster {
                         let mut p = posted.lock().unwrap();
                         match result {
                             Ok(id) => p.acked.push((email, id)),
-                            Err(e) => p.failed.push(e),
+                            Err(e) => {
+                                // The node is stopping or gone: this loop ends rather than spin on
+                                // refused connections.
+                                p.failed.push(e);
+                                break;
+                            }
                         }
                     }
                 })
