@@ -8,8 +8,9 @@ use std::time::Duration;
 use handoff::domain::DeliveryStatus;
 use handoff::sandbox::{AccountOptions, Fault, FaultKind, Sandbox, SandboxConfig};
 
+use crate::load::Poster;
 use crate::process_tests;
-use crate::support::{Poster, Role, Setup};
+use crate::support::{Role, Setup};
 
 /// Few delivery slots and a slow account make a backlog form quickly: at the kill some events are
 /// delivered, some are in flight and the rest are queued.
@@ -30,13 +31,13 @@ process_tests! {
         setup.rule(node.addr(), &conn, "crash", "crash-safe").await;
 
         let poster = Poster::start(&setup, node.addr(), "crash", 8, 3000);
-        crate::support::eventually(Duration::from_secs(10), "the first acknowledged event", || async {
+        crate::load::eventually(Duration::from_secs(10), "the first acknowledged event", || async {
             (poster.acked() > 0).then_some(())
         })
         .await;
         // Some deliveries done (the slow account sees them first), and at least the ~1 s of load.
         let loaded = std::time::Instant::now() + Duration::from_secs(1);
-        crate::support::eventually(Duration::from_secs(15), "20 tagged contacts", || async {
+        crate::load::eventually(Duration::from_secs(15), "20 tagged contacts", || async {
             let tagged = sandbox.state("northstar").contacts.iter().filter(|c| !c.tags.is_empty()).count();
             (tagged >= 20).then_some(())
         })

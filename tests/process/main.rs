@@ -2,6 +2,7 @@
 //! nodes sharing one database.
 
 mod crash;
+mod load;
 mod nodes;
 mod shutdown;
 mod support;

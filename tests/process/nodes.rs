@@ -8,8 +8,9 @@ use handoff::domain::{DeliveryStatus, EventId};
 use handoff::sandbox::{AccountOptions, Sandbox, SandboxConfig};
 use handoff::storage::testing::TestDb;
 
+use crate::load::{eventually, max_in_any_second};
 use crate::process_tests;
-use crate::support::{Node, Role, Setup, eventually, max_in_any_second};
+use crate::support::{Node, Role, Setup};
 
 process_tests! {
     async fn an_api_node_alone_never_delivers_until_a_worker_node_starts(db: TestDb) {

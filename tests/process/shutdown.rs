@@ -6,8 +6,9 @@ use std::time::Duration;
 use handoff::domain::DeliveryStatus;
 use handoff::sandbox::{AccountOptions, Fault, FaultKind, Sandbox, SandboxConfig};
 
+use crate::load::{Poster, eventually};
 use crate::process_tests;
-use crate::support::{Poster, Role, Setup, eventually};
+use crate::support::{Role, Setup};
 
 const GRACE_SECONDS: u64 = 5;
 
@@ -38,7 +39,7 @@ process_tests! {
         .await;
         // Some deliveries done (the slow account sees them first), and at least the ~1 s of load.
         let loaded = std::time::Instant::now() + Duration::from_secs(1);
-        crate::support::eventually(Duration::from_secs(15), "20 tagged contacts", || async {
+        crate::load::eventually(Duration::from_secs(15), "20 tagged contacts", || async {
             let tagged = sandbox.state("northstar").contacts.iter().filter(|c| !c.tags.is_empty()).count();
             (tagged >= 20).then_some(())
         })
