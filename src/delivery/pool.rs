@@ -15,7 +15,7 @@ use crate::delivery::ratelimit::AccountLimiter;
 use crate::delivery::retry::{Outcome, RetryPolicy, random_unit};
 use crate::destinations::activecampaign::{AcDestination, ActionResult, CallGate};
 use crate::domain::{
-    AttemptId, AttemptRecord, ClaimedDelivery, Disposition, OutcomeCode, RuleChange,
+    AttemptId, AttemptRecord, ClaimedDelivery, ConnectionId, Disposition, OutcomeCode, RuleChange,
 };
 use crate::rules::{EventView, parse_metadata};
 use crate::shutdown::Shutdown;
@@ -71,12 +71,64 @@ struct Ctx {
     parts: PoolParts,
     config: PoolConfig,
     owner: String,
+    in_flight: InFlight,
+}
+
+/// Deliveries held on this node per connection, with a cap of about one second of the connection's
+/// share of its account's rate limit (a delivery is ~2 calls). At most `cap` run at once (the rest of
+/// a claim waits its turn, its lease renewed by the heartbeat), and a connection holding `cap` or more
+/// is left out of the next claim, so a rate-limited backlog is never claimed faster than it can be
+/// delivered.
+#[derive(Default)]
+struct InFlight(std::sync::Mutex<std::collections::HashMap<ConnectionId, Held>>);
+
+struct Held {
+    count: usize,
+    cap: usize,
+    slots: Arc<Semaphore>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<ConnectionId, Held>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds one more delivery of `connection`; returns the connection's run slots.
+    fn start(&self, connection: ConnectionId, cap: usize) -> Arc<Semaphore> {
+        let mut m = self.lock();
+        let held = m.entry(connection).or_insert_with(|| Held {
+            count: 0,
+            cap,
+            slots: Arc::new(Semaphore::new(cap)),
+        });
+        held.count += 1;
+        held.slots.clone()
+    }
+
+    fn end(&self, connection: ConnectionId) {
+        let mut m = self.lock();
+        if let Some(held) = m.get_mut(&connection) {
+            held.count = held.count.saturating_sub(1);
+            if held.count == 0 {
+                m.remove(&connection);
+            }
+        }
+    }
+
+    fn full(&self) -> Vec<ConnectionId> {
+        self.lock()
+            .iter()
+            .filter(|(_, h)| h.count >= h.cap)
+            .map(|(id, _)| *id)
+            .collect()
+    }
 }
 
 /// Runs the pool until `shutdown`; in-flight deliveries finish and are recorded before it returns.
 pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let owner = format!("node-{}", uuid::Uuid::now_v7().simple());
     let ctx = Arc::new(Ctx {
+        in_flight: InFlight::default(),
         parts,
         config,
         owner,
@@ -131,12 +183,13 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
         let claims = match ctx
             .parts
             .store
-            .claim_due(
+            .claim_due_excluding(
                 &ctx.owner,
                 now,
                 lease_until,
                 limit,
                 ctx.config.per_connection,
+                &ctx.in_flight.full(),
             )
             .await
         {
@@ -164,10 +217,18 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
+            let connection = claim.connection_id;
+            let slots = ctx.in_flight.start(connection, cap_for(&ctx, &claim));
             let (ctx, results) = (ctx.clone(), results_tx.clone());
             tasks.spawn(async move {
+                let slot = slots
+                    .acquire_owned()
+                    .await
+                    .expect("connection slots are never closed");
                 let record = deliver(&ctx, claim).await;
+                drop(slot);
                 let _ = results.send(record).await;
+                ctx.in_flight.end(connection);
                 drop(permit);
             });
         }
@@ -181,6 +242,20 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
     let _ = ctx.parts.store.remove_node(&ctx.owner).await;
     tracing::info!("delivery workers stopped");
     Ok(())
+}
+
+/// How many deliveries of the claim's connection this node keeps in flight at most.
+fn cap_for(ctx: &Ctx, claim: &ClaimedDelivery) -> usize {
+    let limit = claim
+        .connection
+        .as_ref()
+        .and_then(|c| c.rate_limit_per_second)
+        .unwrap_or(ctx.config.default_rate_limit);
+    let share = ctx
+        .parts
+        .limiter
+        .local_limit(limit, tokio::time::Instant::now()) as usize;
+    share.clamp(1, (ctx.config.per_connection.max(1) as usize).max(1))
 }
 
 /// Reads the live nodes and tells the limiter this node's place among them; returns how many are live.
@@ -205,6 +280,11 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, shutdown: Shutdown) {
         }
         if let Err(e) = membership(&ctx).await {
             tracing::warn!(error = %e, "worker heartbeat failed");
+        }
+        let until = crate::domain::now()
+            + chrono::TimeDelta::from_std(ctx.config.lease).unwrap_or(chrono::TimeDelta::MAX);
+        if let Err(e) = ctx.parts.store.extend_leases(&ctx.owner, until).await {
+            tracing::warn!(error = %e, "renewing delivery leases failed");
         }
         ctx.parts.limiter.prune(tokio::time::Instant::now());
     }
@@ -397,9 +477,10 @@ async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
             .rate_limit_per_second
             .unwrap_or(ctx.config.default_rate_limit),
     };
-    // Each call has its own timeout; the whole attempt must also end well inside the lease, or
-    // another worker could reclaim the delivery while this one still runs.
-    let deadline = ctx.config.lease.mul_f64(0.8);
+    // Each call has its own timeout, and the heartbeat renews this node's leases, so a long wait on
+    // the rate limiter cannot hand the delivery to another node. The deadline only ends an attempt
+    // that hangs.
+    let deadline = ctx.config.lease;
     let attempt = ctx
         .parts
         .destination

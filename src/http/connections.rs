@@ -531,6 +531,7 @@ pub async fn delete_connection(
             ),
         )),
         ConnectionDeletion::Deleted { rules_deleted } => {
+            state.rule_cache.invalidate(c.workspace_id);
             tracing::info!(connection.id = %c.id, rules_deleted, "connection deleted");
             Ok(Json(json!({"id": c.id, "type": c.integration_type})))
         }

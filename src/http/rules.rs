@@ -302,6 +302,7 @@ pub async fn create_rule(
         updated_at: now,
     };
     state.store.create_rule(&rule).await?;
+    state.rule_cache.invalidate(workspace);
     tracing::info!(rule.id = %rule.id, workspace.id = %workspace, "rule created");
     Ok((
         StatusCode::CREATED,
@@ -408,6 +409,7 @@ pub async fn update_rule(
         .update_rule(caller.org(), &rule)
         .await?
         .ok_or_else(|| ApiError::not_found("rule"))?;
+    state.rule_cache.invalidate(saved.workspace_id);
     tracing::info!(rule.id = %saved.id, "rule updated");
     Ok(Json((&saved).into()))
 }
@@ -429,6 +431,7 @@ pub async fn delete_rule(
         .delete_rule(caller.org(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("rule"))?;
+    state.rule_cache.invalidate(r.workspace_id);
     tracing::info!(rule.id = %r.id, "rule deleted");
     Ok(Json(
         json!({"id": r.id, "connection": r.connection_id, "type": r.integration_type,

@@ -59,6 +59,15 @@ impl RuleCache {
         Ok(cache)
     }
 
+    /// Drops a workspace's rules on this node at once. Handlers call it after their own changes, so
+    /// the next event on this node sees them without waiting for the change feed's round trip (other
+    /// nodes learn through the feed).
+    pub fn invalidate(&self, workspace: WorkspaceId) {
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        s.generation += 1;
+        s.rules.remove(&workspace);
+    }
+
     /// The workspace's rules, from memory or loaded and compiled now.
     pub async fn rules(&self, workspace: WorkspaceId) -> Result<Arc<Vec<CachedRule>>> {
         let generation = {

@@ -322,6 +322,22 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: i64,
         per_connection: i64,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim_due_excluding(owner, now, lease_until, limit, per_connection, &[])
+            .await
+    }
+
+    /// [`Store::claim_due`], leaving the rule events of `exclude`d connections alone (a worker
+    /// excludes the connections it already has enough of in flight, so a rate-limited account's
+    /// backlog is not claimed faster than it can be delivered — and outlive its leases).
+    async fn claim_due_excluding(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        per_connection: i64,
+        exclude: &[crate::domain::ConnectionId],
     ) -> Result<Vec<ClaimedDelivery>>;
 
     /// Records an attempt and applies its disposition, in one transaction; see
@@ -379,6 +395,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Nodes whose last heartbeat is at or after `since`, sorted by id.
     async fn live_nodes(&self, since: DateTime<Utc>) -> Result<Vec<String>>;
+
+    /// Moves the lease of every delivery `owner` holds (`processing` under `owner`) to `until`;
+    /// returns how many. A live node renews its leases while it works, so only the leases of a
+    /// node that died expire, however long an attempt waits on a rate limit.
+    async fn extend_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64>;
 
     /// Forgets a node (it shut down cleanly). Removing an unknown node is not an error.
     async fn remove_node(&self, node_id: &str) -> Result<()>;

@@ -776,15 +776,16 @@ impl Store for PostgresStore {
         Ok(changes::listen(options, &self.alive).await?)
     }
 
-    async fn claim_due(
+    async fn claim_due_excluding(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
         per_connection: i64,
+        exclude: &[ConnectionId],
     ) -> Result<Vec<ClaimedDelivery>> {
-        self.claim(owner, now, lease_until, limit, per_connection)
+        self.claim(owner, now, lease_until, limit, per_connection, exclude)
             .await
     }
 
@@ -825,6 +826,10 @@ impl Store for PostgresStore {
 
     async fn remove_node(&self, node_id: &str) -> Result<()> {
         self.forget_node(node_id).await
+    }
+
+    async fn extend_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        self.renew_leases(owner, until).await
     }
 
     async fn list_rule_events(

@@ -204,7 +204,6 @@ async fn two_worker_nodes_keep_every_account_under_its_limit_and_deliver_each_ev
 /// The same with the short test lease (5 s, which satisfies the documented rule "longer than the
 /// destination timeout times the calls of one attempt": 1 s × 4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the pool claims a throttled account's whole backlog; deliveries queued in the limiter outlive their lease and are delivered again"]
 async fn two_worker_nodes_deliver_each_event_once_even_when_the_backlog_outlasts_the_lease() {
     two_workers_deliver_under_the_limit_once("5").await;
 }

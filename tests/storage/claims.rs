@@ -150,6 +150,41 @@ backend_tests! {
         assert!(more.iter().all(|c| c.connection_id == busy.id));
     }
 
+    async fn excluded_connections_are_left_alone_even_when_their_backlog_is_oldest(db: TestDb) {
+        let tenant = db.tenant().await;
+        let (busy, busy_rule) = route(&db, &tenant.workspace).await;
+        let (quiet, quiet_rule) = route(&db, &tenant.workspace).await;
+        for age in 0..10 {
+            enqueue(&db, &tenant.workspace, &[&busy_rule], TimeDelta::seconds(100 + age)).await;
+        }
+        for age in 0..2 {
+            enqueue(&db, &tenant.workspace, &[&quiet_rule], TimeDelta::seconds(10 + age)).await;
+        }
+        let at = now();
+        let claims = db.store.claim_due_excluding("worker-a", at, lease(at), 8, 8, &[busy.id]).await.unwrap();
+        assert_eq!(claims.len(), 2);
+        assert!(claims.iter().all(|c| c.connection_id == quiet.id));
+        let rest = db.store.claim_due_excluding("worker-a", at, lease(at), 8, 8, &[quiet.id]).await.unwrap();
+        assert_eq!(rest.len(), 8);
+        assert!(rest.iter().all(|c| c.connection_id == busy.id));
+    }
+
+    async fn a_renewed_lease_is_not_claimed_again_and_other_owners_keep_theirs(db: TestDb) {
+        let tenant = db.tenant().await;
+        let (_, rule) = route(&db, &tenant.workspace).await;
+        enqueue(&db, &tenant.workspace, &[&rule], TimeDelta::seconds(10)).await;
+        enqueue(&db, &tenant.workspace, &[&rule], TimeDelta::seconds(9)).await;
+        let at = now();
+        let short = at + TimeDelta::seconds(5);
+        assert_eq!(db.store.claim_due("worker-a", at, short, 1, 8).await.unwrap().len(), 1);
+        assert_eq!(db.store.claim_due("worker-b", at, short, 1, 8).await.unwrap().len(), 1);
+        assert_eq!(db.store.extend_leases("worker-a", at + TimeDelta::seconds(60)).await.unwrap(), 1);
+        // Ten seconds on, only worker-b's lease has expired.
+        let later = at + TimeDelta::seconds(10);
+        let reclaimed = db.store.claim_due("worker-c", later, lease(later), 8, 8).await.unwrap();
+        assert_eq!(reclaimed.len(), 1);
+    }
+
     async fn a_deleted_rule_or_connection_is_none_in_the_claim(db: TestDb) {
         let tenant = db.tenant().await;
         let org = tenant.organization.id;

@@ -30,16 +30,19 @@ use crate::storage::{QueueStats, Result};
 /// 4. The result joins the event, the rule and the connection (as of the statement's snapshot;
 ///    both may be gone: LEFT JOIN).
 ///
-/// $1 now, $2 lease_until, $3 owner, $4 candidate window, $5 limit, $6 per_connection.
+/// $1 now, $2 lease_until, $3 owner, $4 candidate window, $5 limit, $6 per_connection,
+/// $7 connections to leave alone.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH due AS MATERIALIZED ( \
              SELECT id, connection_id, next_attempt_at AS due_at FROM rule_events \
              WHERE status IN ('pending', 'retrying') AND next_attempt_at <= $1 \
+               AND connection_id <> ALL($7) \
              ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED \
          ), expired AS MATERIALIZED ( \
              SELECT id, connection_id, lease_until AS due_at FROM rule_events \
              WHERE status = 'processing' AND lease_until < $1 \
+               AND connection_id <> ALL($7) \
              ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED \
          ), ranked AS ( \
              SELECT id, due_at, \
@@ -204,11 +207,13 @@ impl PostgresStore {
         lease_until: DateTime<Utc>,
         limit: i64,
         per_connection: i64,
+        exclude: &[ConnectionId],
     ) -> Result<Vec<ClaimedDelivery>> {
         if limit <= 0 || per_connection <= 0 {
             return Ok(Vec::new());
         }
         let window = delivery::candidate_window(limit, per_connection);
+        let exclude: Vec<uuid::Uuid> = exclude.iter().map(|c| c.0).collect();
         let mut attempt = 0;
         loop {
             let rows = sqlx::query(&CLAIM_SQL)
@@ -218,6 +223,7 @@ impl PostgresStore {
                 .bind(window)
                 .bind(limit)
                 .bind(per_connection)
+                .bind(&exclude)
                 .fetch_all(&self.pool)
                 .await;
             match rows {
@@ -376,6 +382,18 @@ impl PostgresStore {
         .bind(since)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    pub(super) async fn renew_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE rule_events SET lease_until = $2 \
+             WHERE status = 'processing' AND lease_owner = $1 AND lease_until < $2",
+        )
+        .bind(owner)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub(super) async fn forget_node(&self, node_id: &str) -> Result<()> {

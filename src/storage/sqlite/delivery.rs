@@ -20,17 +20,19 @@ use crate::storage::{QueueStats, Result};
 
 /// The rows a claim takes, oldest due first: due rows and expired leases, each scanned in order
 /// on its own partial index, then at most `per_connection` (?5) per connection, at most `limit`
-/// (?4) in all. ?1 now, ?2 candidate window. Returns rowids (the cheapest handle for the
+/// (?4) in all, none of the connections in ?5 (a JSON array of hex ids). ?1 now, ?2 candidate window. Returns rowids (the cheapest handle for the
 /// statements that follow in the same transaction).
 const CHOOSE_SQL: &str = "WITH candidates AS ( \
          SELECT * FROM (SELECT rowid AS rid, connection_id, next_attempt_at AS due_at \
                         FROM rule_events \
                         WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?1 \
+                          AND connection_id NOT IN (SELECT unhex(value) FROM json_each(?5)) \
                         ORDER BY next_attempt_at LIMIT ?2) \
          UNION ALL \
          SELECT * FROM (SELECT rowid AS rid, connection_id, lease_until AS due_at \
                         FROM rule_events \
                         WHERE status = 'processing' AND lease_until < ?1 \
+                          AND connection_id NOT IN (SELECT unhex(value) FROM json_each(?5)) \
                         ORDER BY lease_until LIMIT ?2) \
      ), ranked AS ( \
          SELECT rid, due_at, \
@@ -170,16 +172,25 @@ impl SqliteStore {
         lease_until: DateTime<Utc>,
         limit: i64,
         per_connection: i64,
+        exclude: &[ConnectionId],
     ) -> Result<Vec<ClaimedDelivery>> {
         if limit <= 0 || per_connection <= 0 {
             return Ok(Vec::new());
         }
+        let exclude = serde_json::Value::from(
+            exclude
+                .iter()
+                .map(|c| c.0.simple().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
         let mut tx = self.begin_write().await?;
         let chosen: Vec<i64> = sqlx::query_scalar(CHOOSE_SQL)
             .bind(micros(now))
             .bind(delivery::candidate_window(limit, per_connection))
             .bind(per_connection)
             .bind(limit)
+            .bind(&exclude)
             .fetch_all(&mut *tx)
             .await?;
         if chosen.is_empty() {
@@ -313,6 +324,18 @@ impl SqliteStore {
         .bind(micros(since))
         .fetch_all(&self.reader)
         .await?)
+    }
+
+    pub(super) async fn renew_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE rule_events SET lease_until = ?2 \
+             WHERE status = 'processing' AND lease_owner = ?1 AND lease_until < ?2",
+        )
+        .bind(owner)
+        .bind(micros(until))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub(super) async fn forget_node(&self, node_id: &str) -> Result<()> {
