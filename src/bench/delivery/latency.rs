@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use super::procfs::CpuSnapshot;
 use super::{
     DeliveryBenchArgs, EVENT, Quantiles, RESOURCE, Route, contact_of, email_in, email_of, fresh_db,
     seed_routes, tenant, verdict, wait_until,
@@ -178,6 +179,8 @@ pub async fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sends = JoinSet::new();
     let started = Instant::now();
+    let database = super::procfs::database_of(&db.url);
+    let cpu_before = CpuSnapshot::take(std::process::id(), &database);
     for n in 0..total {
         ticker.tick().await;
         let target = target.clone();
@@ -185,6 +188,7 @@ pub async fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         sends.spawn(async move { target.send(account, email_of("e", n)).await });
     }
     let send_span = started.elapsed();
+    let cpu = cpu_before.spent_until(&CpuSnapshot::take(std::process::id(), &database));
     let mut sent = Vec::with_capacity(total as usize);
     while let Some(s) = sends.join_next().await {
         sent.push(s?);
@@ -247,6 +251,15 @@ pub async fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
     println!(
         "sandbox         {} calls, {} throttled (429/503)",
         figures.calls, figures.throttled
+    );
+    // `worker` is this process here: the app, its workers, the sandbox and the sender.
+    let others = (cpu.busy - cpu.worker - cpu.postgres).max(0.0);
+    println!(
+        "cpu (s)         this process {:.2}, postgres backends of this database {:.2}, everything else {:.2}; machine busy {:.0}% while sending",
+        cpu.worker,
+        cpu.postgres,
+        others,
+        100.0 * cpu.busy / cpu.total.max(f64::EPSILON)
     );
     println!(
         "target          p99 ≤ {TARGET_P99_MS} ms end to end: {} (p99 {:.2} ms)",

@@ -47,7 +47,9 @@ pub struct CpuSnapshot {
     pub worker: u64,
     /// This process (the sandbox, the poller).
     pub bench: u64,
-    /// Every `postgres` process by pid (backends come and go; a new one counts from zero).
+    /// The PostgreSQL backends serving the bench's database, by pid (their process title names
+    /// the database; backends come and go, and a new one counts from zero). Other databases on
+    /// the server and its background processes are not counted.
     pub postgres: HashMap<String, u64>,
     /// The machine's busy and total ticks, all CPUs.
     pub busy: u64,
@@ -55,14 +57,16 @@ pub struct CpuSnapshot {
 }
 
 impl CpuSnapshot {
-    /// Reads everything now.
-    pub fn take(worker: u32) -> Self {
+    /// Reads everything now; `database` names the PostgreSQL database (empty: none).
+    pub fn take(worker: u32, database: &str) -> Self {
         let mut snap = Self {
             worker: process_ticks(&worker.to_string()).map_or(0, |(_, t)| t),
             bench: process_ticks("self").map_or(0, |(_, t)| t),
             ..Self::default()
         };
-        if let Ok(dir) = std::fs::read_dir("/proc") {
+        if let Ok(dir) = std::fs::read_dir("/proc")
+            && !database.is_empty()
+        {
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !name.bytes().all(|b| b.is_ascii_digit()) {
@@ -70,6 +74,8 @@ impl CpuSnapshot {
                 }
                 if let Some((comm, ticks)) = process_ticks(&name)
                     && comm == "postgres"
+                    && std::fs::read(format!("/proc/{name}/cmdline"))
+                        .is_ok_and(|title| contains(&title, database.as_bytes()))
                 {
                     snap.postgres.insert(name, ticks);
                 }
@@ -110,6 +116,20 @@ impl CpuSnapshot {
     }
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The database name in a PostgreSQL URL (empty for anything else).
+pub fn database_of(url: &str) -> String {
+    if !url.starts_with("postgres") {
+        return String::new();
+    }
+    url::Url::parse(url)
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
 /// CPU seconds spent over a window.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSpent {
@@ -131,8 +151,13 @@ mod tests {
         let pid = std::process::id();
         assert!(status_kb(pid, "VmRSS").is_some_and(|kb| kb > 0));
         assert!(status_kb(pid, "NoSuchField").is_none());
-        let snap = CpuSnapshot::take(pid);
+        let snap = CpuSnapshot::take(pid, "");
         assert!(snap.total > 0 && snap.busy <= snap.total);
         assert!(load_average().is_some_and(|l| l >= 0.0));
+        assert_eq!(
+            database_of("postgres://u@h:5432/handoff_test_1"),
+            "handoff_test_1"
+        );
+        assert_eq!(database_of("sqlite:///tmp/x/handoff.db"), "");
     }
 }
