@@ -139,14 +139,22 @@ pub async fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
         watched.max_rss_kb as f64 / 1024.0
     );
     let share = |s: f64| 100.0 * s / cpu.total.max(f64::EPSILON);
+    // On SQLite the database works inside the worker process.
+    let postgres = if backend == "postgres" {
+        format!(
+            ", postgres backends of this database {:.2} ({:.0}%)",
+            cpu.postgres,
+            share(cpu.postgres)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "cpu (s)         worker {:.2} ({:.0}%), bench+sandbox {:.2} ({:.0}%), postgres backends of this database {:.2} ({:.0}%), machine busy {:.2} of {:.2} ({:.0}%); worker {:.0} µs per delivery",
+        "cpu (s)         worker {:.2} ({:.0}%), bench+sandbox {:.2} ({:.0}%){postgres}, machine busy {:.2} of {:.2} ({:.0}%); worker {:.0} µs per delivery",
         cpu.worker,
         share(cpu.worker),
         cpu.bench,
         share(cpu.bench),
-        cpu.postgres,
-        share(cpu.postgres),
         cpu.busy,
         cpu.total,
         share(cpu.busy),

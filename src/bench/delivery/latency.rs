@@ -254,10 +254,14 @@ pub async fn run(args: &DeliveryBenchArgs) -> anyhow::Result<()> {
     );
     // `worker` is this process here: the app, its workers, the sandbox and the sender.
     let others = (cpu.busy - cpu.worker - cpu.postgres).max(0.0);
+    let postgres = if backend == "postgres" {
+        format!(", postgres backends of this database {:.2}", cpu.postgres)
+    } else {
+        String::new()
+    };
     println!(
-        "cpu (s)         this process {:.2}, postgres backends of this database {:.2}, everything else {:.2}; machine busy {:.0}% while sending",
+        "cpu (s)         this process {:.2}{postgres}, everything else {:.2}; machine busy {:.0}% while sending",
         cpu.worker,
-        cpu.postgres,
         others,
         100.0 * cpu.busy / cpu.total.max(f64::EPSILON)
     );
