@@ -115,6 +115,11 @@ impl InFlight {
         }
     }
 
+    /// Deliveries that run or are ready to run (at most `cap` of each connection).
+    fn active(&self) -> usize {
+        self.lock().values().map(|h| h.count.min(h.cap)).sum()
+    }
+
     fn full(&self) -> Vec<ConnectionId> {
         self.lock()
             .iter()
@@ -168,7 +173,11 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
     let mut tasks = JoinSet::new();
     while !shutdown.is_triggered() {
         while tasks.try_join_next().is_some() {}
-        let free = permits.available_permits();
+        // Deliveries waiting behind their own connection's cap do not count: they hold no slot.
+        let free = ctx
+            .config
+            .concurrency
+            .saturating_sub(ctx.in_flight.active());
         if free == 0 {
             tokio::select! {
                 _ = shutdown.wait() => break,
@@ -212,24 +221,26 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
             continue;
         }
         for claim in claims {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
             let connection = claim.connection_id;
             let slots = ctx.in_flight.start(connection, cap_for(&ctx, &claim));
-            let (ctx, results) = (ctx.clone(), results_tx.clone());
+            let (ctx, results, permits) = (ctx.clone(), results_tx.clone(), permits.clone());
             tasks.spawn(async move {
+                // First the connection's turn, then a pool slot: a claim waiting behind its own
+                // connection's cap holds no pool slot, so a slow, down or throttled connection
+                // occupies at most its cap of the pool.
                 let slot = slots
                     .acquire_owned()
                     .await
                     .expect("connection slots are never closed");
+                let permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
                 let record = deliver(&ctx, claim).await;
                 drop(slot);
+                drop(permit);
                 let _ = results.send(record).await;
                 ctx.in_flight.end(connection);
-                drop(permit);
             });
         }
     }
@@ -255,7 +266,8 @@ fn cap_for(ctx: &Ctx, claim: &ClaimedDelivery) -> usize {
         .parts
         .limiter
         .local_limit(limit, tokio::time::Instant::now()) as usize;
-    share.clamp(1, (ctx.config.per_connection.max(1) as usize).max(1))
+    // A warm delivery is two calls: half the share is about one second of the account's budget.
+    (share / 2).clamp(1, ctx.config.per_connection.max(1) as usize)
 }
 
 /// Reads the live nodes and tells the limiter this node's place among them; returns how many are live.

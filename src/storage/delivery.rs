@@ -14,7 +14,7 @@ use crate::domain::{AttemptRecord, Disposition, RuleEventId};
 const CANDIDATES_PER_CLAIM: i64 = 4;
 
 /// Candidates a claim of `limit` rows with `per_connection` cap looks at (per source: due rows and
-/// expired leases each).
+/// expired leases each). Within the window, claims take connections in turn.
 pub(crate) fn candidate_window(limit: i64, per_connection: i64) -> i64 {
     if per_connection >= limit {
         limit

@@ -169,30 +169,6 @@ app_tests! {
         assert!(most <= 5, "{most} calls in one second");
     }
 
-    async fn a_slow_connection_does_not_delay_the_others(app: TestApp) {
-        let (sandbox, slow) = sandbox_account().await;
-        let fast = sandbox.create_account(handoff::sandbox::AccountOptions::default());
-        let slow_conn = app.connection_for(&slow).await;
-        let fast_conn = app.connection_for(&fast).await;
-        app.rule_for(&slow_conn, json!({"resource_id": "slow"})).await;
-        app.rule_for(&fast_conn, json!({"resource_id": "fast"})).await;
-        sandbox.inject_fault(&slow.name, Fault { kind: FaultKind::Latency(Duration::from_millis(1500)), count: 100 });
-        let mut slow_events = Vec::new();
-        for i in 0..20 {
-            let mut e = onboarding_event();
-            e["resource_id"] = json!("slow");
-            e["payload"]["email"] = json!(format!("slow{i}@northstar.io"));
-            slow_events.push(app.send_for_id(&e).await);
-        }
-        let mut e = onboarding_event();
-        e["resource_id"] = json!("fast");
-        let started = std::time::Instant::now();
-        let fast_event = app.send_for_id(&e).await;
-        app.wait_rule_event(fast_event, DeliveryStatus::Completed, SOON).await;
-        let took = started.elapsed();
-        assert!(took < Duration::from_millis(1200), "the fast connection waited behind the slow one: {took:?}");
-        assert!(app.rule_events(slow_events[19]).await[0].status != DeliveryStatus::Completed);
-    }
 }
 
 mod postgres_only {
@@ -232,5 +208,85 @@ mod postgres_only {
             sandbox.contact_tags_by_email(&account.name, "alex@northstar.io"),
             ["onboarding-step-3-done"]
         );
+    }
+}
+
+/// A pool of 8: three bad connections may take at most their caps (2 each at 5 requests/s), which
+/// leaves room for the healthy one; without per-connection caps their 45 deliveries would fill it.
+mod isolation {
+    use super::*;
+    use crate::support::TestApp;
+    use handoff::storage::testing::TestDb;
+
+    // The real retry schedule: the bad deliveries are not due again while the test runs.
+    const SMALL_POOL: &[(&str, &str)] = &[
+        ("HANDOFF__DELIVERY__CONCURRENCY", "8"),
+        ("HANDOFF__RETRY__SCHEDULE_SECONDS", "[5, 30, 120]"),
+    ];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_down_and_throttled_connections_do_not_delay_the_others_sqlite() {
+        isolation_body(TestApp::spawn(TestDb::sqlite().await, SMALL_POOL).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_down_and_throttled_connections_do_not_delay_the_others_postgres() {
+        let Some(db) = TestDb::postgres().await else {
+            eprintln!("skipped: no TEST_DATABASE_URL");
+            return;
+        };
+        isolation_body(TestApp::spawn(db, SMALL_POOL).await).await;
+    }
+
+    async fn isolation_body(app: TestApp) {
+        let (sandbox, fast) = sandbox_account().await;
+        let bad: Vec<_> = (0..3)
+            .map(|_| sandbox.create_account(handoff::sandbox::AccountOptions::default()))
+            .collect();
+        let fast_conn = app.connection_for(&fast).await;
+        app.rule_for(&fast_conn, json!({"resource_id": "fast"}))
+            .await;
+        // Slow: 5 s per call. Down: every connection dropped. Throttled: 429 with Retry-After.
+        let faults = [
+            FaultKind::Latency(Duration::from_secs(5)),
+            FaultKind::Drop,
+            FaultKind::Status {
+                status: 429,
+                body: FaultBody::Json,
+                retry_after: Some(1),
+            },
+        ];
+        let mut bad_events = Vec::new();
+        for (i, (account, kind)) in bad.iter().zip(faults).enumerate() {
+            let conn = app.connection_for(account).await;
+            app.rule_for(&conn, json!({"resource_id": format!("bad{i}")}))
+                .await;
+            sandbox.inject_fault(&account.name, Fault { kind, count: 1000 });
+            for n in 0..15 {
+                let mut e = onboarding_event();
+                e["resource_id"] = json!(format!("bad{i}"));
+                e["payload"]["email"] = json!(format!("bad{i}-{n}@northstar.io"));
+                bad_events.push(app.send_for_id(&e).await);
+            }
+        }
+        // Let the bad deliveries take their slots first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut e = onboarding_event();
+        e["resource_id"] = json!("fast");
+        let started = std::time::Instant::now();
+        let fast_event = app.send_for_id(&e).await;
+        app.wait_rule_event(fast_event, DeliveryStatus::Completed, SOON)
+            .await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(1000),
+            "the healthy connection waited behind the bad ones: {took:?}"
+        );
+        for e in bad_events {
+            assert_ne!(
+                app.rule_events(e).await[0].status,
+                DeliveryStatus::Completed
+            );
+        }
     }
 }

@@ -25,7 +25,9 @@ use crate::storage::{QueueStats, Result};
 ///    claims never take one row). They are separate scans so each walks its own partial index in
 ///    order instead of sorting the whole backlog; `MATERIALIZED` keeps the locking where it is.
 /// 2. `ranked` numbers candidates per connection (window functions cannot share a query level
-///    with `FOR UPDATE`), `chosen` keeps at most `per_connection` of each, oldest due first.
+///    with `FOR UPDATE`), `chosen` keeps at most `per_connection` of each, taking connections in
+///    turn (the oldest due of each connection, then the second oldest of each, …) so one backlog
+///    cannot hold back another connection's delivery.
 /// 3. `claimed` leases them; `started` marks their events started.
 /// 4. The result joins the event, the rule and the connection (as of the statement's snapshot;
 ///    both may be gone: LEFT JOIN).
@@ -49,7 +51,7 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
                     row_number() OVER (PARTITION BY connection_id ORDER BY due_at, id) AS place \
              FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates \
          ), chosen AS ( \
-             SELECT id, due_at FROM ranked WHERE place <= $6 ORDER BY due_at, id LIMIT $5 \
+             SELECT id, due_at FROM ranked WHERE place <= $6 ORDER BY place, due_at, id LIMIT $5 \
          ), claimed AS ( \
              UPDATE rule_events r SET status = 'processing', lease_until = $2, lease_owner = $3, \
                  started_at = COALESCE(r.started_at, $1) \

@@ -39,7 +39,9 @@ const CHOOSE_SQL: &str = "WITH candidates AS ( \
                 row_number() OVER (PARTITION BY connection_id ORDER BY due_at, rid) AS place \
          FROM candidates \
      ) \
-     SELECT rid FROM ranked WHERE place <= ?3 ORDER BY due_at, rid LIMIT ?4";
+     SELECT rid FROM (SELECT rid, due_at FROM ranked WHERE place <= ?3 \
+                      ORDER BY place, due_at, rid LIMIT ?4) \
+     ORDER BY due_at, rid";
 
 /// The chosen rows (a JSON array of rowids, ?1) joined with their event, rule and connection,
 /// in the order chosen.
