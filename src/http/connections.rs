@@ -17,7 +17,7 @@ use crate::domain::{Connection, ConnectionDeletion, ConnectionId, OrganizationId
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::http::auth::Machine;
-use crate::http::extract::{JsonBody, MAX_BODY, OptionalJsonBody, QueryMap, parse_id};
+use crate::http::extract::{JsonBody, MAX_BODY, OptionalJsonBody, QueryMap, json_object, parse_id};
 use crate::http::pagination::{Page, PageParams};
 
 /// A connection as the API returns it. The API key is never part of it.
@@ -256,11 +256,6 @@ impl AppState {
     }
 }
 
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
-}
-
 async fn find(state: &AppState, org: OrganizationId, raw: &str) -> Result<Connection, ApiError> {
     let id = ConnectionId(parse_id(raw, "connection")?);
     state
@@ -281,7 +276,7 @@ pub async fn create_connection(
     caller: Machine,
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<(StatusCode, Json<ConnectionEnvelope>), ApiError> {
-    let obj = object(&body)?;
+    let obj = json_object(&body)?;
     let mut errors = Vec::new();
     let workspace = match obj
         .get("workspace")
@@ -414,9 +409,7 @@ pub async fn list_workspace_connections(
     query: QueryMap,
 ) -> Result<Json<Page<ConnectionObject>>, ApiError> {
     let ws = WorkspaceId(parse_id(&id, "workspace")?);
-    if state.store.get_workspace(caller.org(), ws).await?.is_none() {
-        return Err(ApiError::not_found("workspace"));
-    }
+    state.require_workspace(caller.org(), ws).await?;
     Ok(Json(list(&state, caller.org(), Some(ws), &query).await?))
 }
 
@@ -444,7 +437,7 @@ pub async fn update_connection(
     Path(id): Path<String>,
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<Json<ConnectionObject>, ApiError> {
-    let obj = object(&body)?;
+    let obj = json_object(&body)?;
     let fields = parse_fields(obj, false).map_err(ApiError::validation)?;
     let mut c = find(&state, caller.org(), &id).await?;
     let url_changed = fields

@@ -170,3 +170,13 @@ pub fn string_field<'a>(
         Some(_) => Err(crate::error::FieldError::new(name, "must be a string")),
     }
 }
+
+/// The body as a JSON object, or a 400 naming `body`.
+pub fn json_object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    body.as_object().ok_or_else(|| {
+        ApiError::validation(vec![crate::error::FieldError::new(
+            "body",
+            "must be a JSON object",
+        )])
+    })
+}

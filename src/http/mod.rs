@@ -61,6 +61,18 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
+    /// A 404 unless the workspace belongs to the organization.
+    pub async fn require_workspace(
+        &self,
+        org: crate::domain::OrganizationId,
+        workspace: WorkspaceId,
+    ) -> Result<(), ApiError> {
+        match self.store.get_workspace(org, workspace).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found("workspace")),
+        }
+    }
+
     /// The rule events an accepted event fans out to (one per active matching rule), to be committed
     /// in the same transaction as the event.
     pub async fn plan_deliveries(

@@ -12,7 +12,7 @@ use crate::domain::{ConnectionId, OrganizationId, Rule, RuleFilter, RuleId, Work
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::http::auth::Machine;
-use crate::http::extract::{JsonBody, MAX_BODY, OptionalJsonBody, QueryMap, parse_id};
+use crate::http::extract::{JsonBody, MAX_BODY, OptionalJsonBody, QueryMap, json_object, parse_id};
 use crate::http::pagination::{Page, PageParams};
 use crate::rules::{parse_conditions, parse_metadata};
 
@@ -208,11 +208,6 @@ fn parse_rule(obj: &Map<String, Value>) -> Result<RuleFields, ApiError> {
     })
 }
 
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
-}
-
 /// The connection must exist in the organization and belong to the rule's workspace (else 404).
 async fn connection_type(
     state: &AppState,
@@ -255,7 +250,7 @@ pub async fn create_rule(
     caller: Machine,
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<(StatusCode, Json<RuleEnvelope>), ApiError> {
-    let obj = object(&body)?;
+    let obj = json_object(&body)?;
     let mut errors = Vec::new();
     let workspace = uuid_field(obj, "workspace", &mut errors);
     let fields = parse_rule(obj);
@@ -363,9 +358,7 @@ pub async fn list_workspace_rules(
     query: QueryMap,
 ) -> Result<Json<Page<RuleObject>>, ApiError> {
     let ws = WorkspaceId(parse_id(&id, "workspace")?);
-    if state.store.get_workspace(caller.org(), ws).await?.is_none() {
-        return Err(ApiError::not_found("workspace"));
-    }
+    state.require_workspace(caller.org(), ws).await?;
     Ok(Json(list(&state, caller.org(), Some(ws), &query).await?))
 }
 
@@ -391,7 +384,7 @@ pub async fn update_rule(
     Path(id): Path<String>,
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<Json<RuleObject>, ApiError> {
-    let fields = parse_rule(object(&body)?)?;
+    let fields = parse_rule(json_object(&body)?)?;
     let mut rule = find(&state, caller.org(), &id).await?;
     rule.integration_type =
         connection_type(&state, caller.org(), rule.workspace_id, fields.connection).await?;

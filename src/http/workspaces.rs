@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,7 +12,7 @@ use crate::domain::{OrganizationId, PublishableKey, PublishableKeyId, Workspace,
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::http::auth::Machine;
-use crate::http::extract::{JsonBody, MAX_BODY, QueryMap, parse_id, string_field};
+use crate::http::extract::{JsonBody, MAX_BODY, QueryMap, json_object, parse_id, string_field};
 use crate::http::pagination::{Page, PageParams};
 use crate::storage::StorageError;
 
@@ -101,11 +100,6 @@ fn check_description(d: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new("body", "must be a JSON object")]))
-}
-
 fn name_taken(e: StorageError) -> ApiError {
     match e {
         StorageError::Conflict(_) => ApiError::conflict(
@@ -171,7 +165,7 @@ pub async fn create_workspace(
     caller: Machine,
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<(StatusCode, Json<WorkspaceEnvelope>), ApiError> {
-    let obj = object(&body)?;
+    let obj = json_object(&body)?;
     let mut errors = Vec::new();
     let name = match string_field(obj, "name") {
         Ok(Some(n)) => {
@@ -260,7 +254,7 @@ pub async fn update_workspace(
     JsonBody(body, _): JsonBody<MAX_BODY>,
 ) -> Result<Json<WorkspaceObject>, ApiError> {
     let id = WorkspaceId(parse_id(&id, "workspace")?);
-    let obj = object(&body)?;
+    let obj = json_object(&body)?;
     let mut errors = Vec::new();
     let name = match string_field(obj, "name") {
         Ok(n) => {
