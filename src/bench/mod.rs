@@ -113,7 +113,11 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     let (master, _) = MasterKey::generate();
     let creds = init_tenant(&*db.store, &master, "Bench", "Bench").await?;
     seed_rules(&*db.store, &master, &creds, args.rules).await?;
-    let app = Application::build(&config, db.store.clone(), master).await?;
+    // Ingest alone: no delivery workers competing for the two cores (the seeded connection points
+    // nowhere, so they would only retry).
+    let app = Application::build(&config, db.store.clone(), master)
+        .await?
+        .without_workers();
     let url = format!("http://{}/api/v1/events", app.local_addr());
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
