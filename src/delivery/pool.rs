@@ -489,6 +489,22 @@ async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
             .rate_limit_per_second
             .unwrap_or(ctx.config.default_rate_limit),
     };
+    if ctx
+        .parts
+        .limiter
+        .local_limit(gate.limit, tokio::time::Instant::now())
+        == 0
+    {
+        // More worker nodes than the account allows calls per second: this node's share is zero.
+        // Hand the delivery back (throttled, so the budget is not spent) for a node with a share.
+        return result_of(
+            OutcomeCode::RateLimited,
+            Outcome::Throttled {
+                retry_after: Some(1),
+            },
+            "this node has no share of the account's rate limit; another node will deliver",
+        );
+    }
     // Each call has its own timeout, and the heartbeat renews this node's leases, so a long wait on
     // the rate limiter cannot hand the delivery to another node. The deadline only ends an attempt
     // that hangs.
