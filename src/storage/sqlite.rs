@@ -775,3 +775,39 @@ impl Store for SqliteStore {
         self.stats(now).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_is_durable_and_the_readers_cannot_write() {
+        let dir = std::env::temp_dir().join(format!("handoff-pragmas-{}", Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", dir.join("handoff.db").display());
+        let store = SqliteStore::connect(&url, ConnectOptions::default())
+            .await
+            .unwrap();
+
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        let write_through_reader = sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&store.reader)
+            .await;
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "FULL");
+        assert_eq!(foreign_keys, 1);
+        assert!(write_through_reader.is_err());
+    }
+}

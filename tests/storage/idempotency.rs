@@ -159,4 +159,40 @@ backend_tests! {
         let outcomes = db.store.insert_events(&[repeat]).await.unwrap();
         assert_eq!(outcomes, vec![InsertOutcome::Replayed(recent_record)]);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_batches_sharing_keys_in_any_order_store_each_key_once(db: TestDb) {
+        let tenant = db.tenant().await;
+        let keys = ["a", "b", "c", "d"];
+        let mut tasks = tokio::task::JoinSet::new();
+        for round in 0..12 {
+            let store = db.store.clone();
+            // Each batch lists the keys in another order, which would deadlock batches that took
+            // their row locks in input order.
+            let mut order = keys.to_vec();
+            order.rotate_left(round % keys.len());
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let batch: Vec<_> = order
+                .iter()
+                .map(|key| keyed(event(&tenant.workspace, 1), key, "same-body"))
+                .collect();
+            tasks.spawn(async move { store.insert_events(&batch).await });
+        }
+        let mut inserted_ids = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            for outcome in joined.unwrap().unwrap() {
+                match outcome {
+                    InsertOutcome::Inserted(record) => inserted_ids.push(record.id),
+                    InsertOutcome::Replayed(_) => {}
+                    InsertOutcome::IdempotencyConflict => panic!("same body, no conflict"),
+                }
+            }
+        }
+
+        assert_eq!(inserted_ids.len(), keys.len());
+        let stored = scalar(&db, "SELECT count(*) FROM events WHERE workspace_id = {id}", tenant.workspace.id.0).await;
+        assert_eq!(stored, keys.len() as i64);
+    }
 }

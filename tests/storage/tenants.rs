@@ -133,4 +133,36 @@ backend_tests! {
             None
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rotations_leave_exactly_one_active_key(db: TestDb) {
+        let tenant = db.tenant().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut new_keys = Vec::new();
+        for _ in 0..8 {
+            let store = db.store.clone();
+            let new = publishable_key_for(&tenant.workspace);
+            new_keys.push(new.clone());
+            let (org, workspace) = (tenant.organization.id, tenant.workspace.id);
+            tasks.spawn(async move { store.rotate_publishable_key(org, workspace, &new).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            assert!(joined.unwrap().unwrap());
+        }
+
+        let mut active = 0;
+        for key in &new_keys {
+            if db.store.find_publishable_key(&key.public_key).await.unwrap().is_some() {
+                active += 1;
+            }
+        }
+        assert_eq!(active, 1);
+        let current = db
+            .store
+            .active_publishable_key(tenant.organization.id, tenant.workspace.id)
+            .await
+            .unwrap()
+            .expect("one key is active");
+        assert!(new_keys.contains(&current));
+    }
 }
