@@ -33,6 +33,12 @@ fn all(s: &str, ok: impl Fn(char) -> bool) -> bool {
 }
 
 /// `^mesh_pub_([A-Za-z0-9\-.]+)_([A-Za-z0-9\-.]+)_([^_]+)$`
+///
+/// ```
+/// use handoff::auth::keys::is_publishable_key;
+/// assert!(is_publishable_key("mesh_pub_01a2424e-92ab-7141_736a714c_94818eb0b225"));
+/// assert!(!is_publishable_key("mesh_pub_only_two"));
+/// ```
 pub fn is_publishable_key(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("mesh_pub_") else {
         return false;
