@@ -70,6 +70,7 @@ pub struct Application {
     workers: Option<PoolConfig>,
     retry: RetryPolicy,
     rate_margin: Duration,
+    destination: AcDestination,
 }
 
 /// The delivery settings of `config`.
@@ -172,12 +173,13 @@ impl Application {
         });
         Ok(Self {
             listener,
-            state,
             committers,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             workers: Some(pool_config(config)),
             retry: retry_policy(config),
             rate_margin: Duration::from_millis(config.delivery.rate_limit_margin_ms),
+            destination: destination(config, state.destination_http.clone()),
+            state,
         })
     }
 
@@ -212,12 +214,7 @@ impl Application {
             let parts = PoolParts {
                 store: self.state.store.clone(),
                 master_key: self.state.master_key.clone(),
-                destination: AcDestination::new(
-                    self.state.destination_http.clone(),
-                    AccountCache::new(),
-                    Duration::from_millis(self.state.destinations.timeout_ms),
-                    self.state.destinations.allow_private_networks,
-                ),
+                destination: self.destination,
                 limiter: Arc::new(AccountLimiter::new(self.rate_margin)),
                 policy: self.retry,
                 wake: self.state.delivery_wake.clone(),
