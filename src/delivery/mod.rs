@@ -4,3 +4,4 @@
 pub mod pool;
 pub mod ratelimit;
 pub mod retry;
+pub mod test_event;

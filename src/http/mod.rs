@@ -2,11 +2,13 @@
 
 pub mod auth;
 pub mod connections;
+pub mod events;
 pub mod extract;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod rule_test;
 pub mod rules;
 pub mod workspaces;
 
@@ -134,6 +136,8 @@ macro_rules! route {
 fn ingest_routes() -> Routes {
     let r = Routes::new();
     let r = route!(r, POST "/api/v1/events" => ingest::create_event);
+    // Same path as ingest, so the same router: two routers with their own fallbacks cannot share it.
+    let r = route!(r, GET "/api/v1/events" => events::list_events);
     route!(r, POST "/api/v1/events/bulk" => ingest::create_events_bulk)
 }
 
@@ -157,7 +161,18 @@ fn management_routes() -> Routes {
     let r = route!(r, POST "/api/v1/rules" => rules::create_rule);
     let r = route!(r, GET "/api/v1/rules/{id}" => rules::get_rule);
     let r = route!(r, PUT "/api/v1/rules/{id}" => rules::update_rule);
-    route!(r, DELETE "/api/v1/rules/{id}" => rules::delete_rule)
+    let r = route!(r, DELETE "/api/v1/rules/{id}" => rules::delete_rule);
+    let r = route!(r, POST "/api/v1/rules/{id}/test" => rule_test::send_test_event);
+    let r = route!(r, GET "/api/v1/workspaces/{id}/events" => events::list_workspace_events);
+    let r = route!(r, GET "/api/v1/events/{id}" => events::get_event);
+    let r = route!(r, GET "/api/v1/events/{id}/payload" => events::get_event_payload);
+    let r = route!(r, POST "/api/v1/events/{id}/cancel" => events::cancel_event);
+    let r = route!(r, GET "/api/v1/events/{id}/rules/{ruleId}/attempts" => events::list_attempts);
+    let r = route!(r, GET "/api/v1/events/{id}/rules/{ruleId}/attempts/{attemptId}" => events::get_attempt);
+    let r = route!(r, POST "/api/v1/events/{id}/rules/{ruleId}/retry" => events::retry_rule_event);
+    let r =
+        route!(r, POST "/api/v1/events/{id}/rules/{ruleId}/cancel" => events::cancel_rule_event);
+    route!(r, POST "/api/v1/workspaces/{id}/replay" => events::replay)
 }
 
 fn ops_routes() -> Routes {

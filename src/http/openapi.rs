@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{connections, ingest, ops, rules, workspaces};
+use crate::http::{connections, events, ingest, ops, rule_test, rules, workspaces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,10 @@ use crate::http::{connections, ingest, ops, rules, workspaces};
         connections::get_connection, connections::update_connection, connections::delete_connection,
         connections::connection_actions, connections::list_integrations,
         rules::list_rules, rules::list_workspace_rules, rules::create_rule, rules::get_rule,
-        rules::update_rule, rules::delete_rule,
+        rules::update_rule, rules::delete_rule, rule_test::send_test_event,
+        events::list_events, events::list_workspace_events, events::get_event, events::get_event_payload,
+        events::cancel_event, events::list_attempts, events::get_attempt, events::retry_rule_event,
+        events::cancel_rule_event, events::replay,
         ops::healthz, ops::readyz, openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),

@@ -17,6 +17,7 @@ use crate::domain::{
 mod batch;
 mod changes;
 mod delivery;
+pub mod operations;
 pub mod postgres;
 pub mod sqlite;
 #[doc(hidden)]
@@ -427,6 +428,75 @@ pub trait Store: Send + Sync + 'static {
 
     /// The claimable queue at `now` (all organizations).
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats>;
+
+    // What support reads and does (`operations`). A rule event is named by its event and either
+    // its own id or its rule's id (clients use both).
+
+    /// The organization's events (or one workspace's) matching `filter`, newest first.
+    async fn list_events(
+        &self,
+        org: OrganizationId,
+        filter: &operations::EventFilter,
+        page: PageRequest,
+    ) -> Result<Vec<EventRecord>>;
+
+    /// The event's payload: `None` when the organization has no such event, `Some(None)` when
+    /// the payload was purged.
+    async fn event_payload(
+        &self,
+        org: OrganizationId,
+        id: EventId,
+    ) -> Result<Option<Option<serde_json::Value>>>;
+
+    /// One rule event of an event.
+    async fn get_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+    ) -> Result<Option<RuleEventRecord>>;
+
+    /// Makes one rule event due at `now` (see `operations::retry_verdict`), rolls its event up
+    /// and wakes workers on every node, in one transaction.
+    async fn retry_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<operations::Manual>;
+
+    /// Cancels one rule event (see `operations::cancel_verdict`): `canceled`, no lease, no next
+    /// attempt, so an attempt in flight cannot apply its result; rolls its event up.
+    async fn cancel_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<operations::Manual>;
+
+    /// Cancels every rule event of the event that is not yet final (failed ones stay failed);
+    /// `None` when the organization has no such event, else how many were canceled.
+    async fn cancel_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>>;
+
+    /// Requeues (due at `now`) at most `limit` of the rule events `filter` matches, oldest
+    /// first, rolling their events up and waking workers, in one transaction.
+    async fn replay(
+        &self,
+        org: OrganizationId,
+        filter: &operations::ReplayFilter,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<operations::Replayed>;
+
+    /// Stores Send Test Event's event, rule event and attempt, final, in one transaction.
+    async fn insert_test_delivery(&self, test: &operations::TestDelivery) -> Result<()>;
 }
 
 /// Reads a stored outcome code; an unknown value is a decode error, not a panic.

@@ -31,6 +31,7 @@ use crate::domain::{
 
 mod delivery;
 mod history;
+mod operations;
 mod rules;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -773,6 +774,75 @@ impl Store for SqliteStore {
 
     async fn queue_stats(&self, now: DateTime<Utc>) -> Result<QueueStats> {
         self.stats(now).await
+    }
+
+    async fn list_events(
+        &self,
+        org: OrganizationId,
+        filter: &super::operations::EventFilter,
+        page: PageRequest,
+    ) -> Result<Vec<EventRecord>> {
+        self.select_events(org, filter, page).await
+    }
+
+    async fn event_payload(
+        &self,
+        org: OrganizationId,
+        id: EventId,
+    ) -> Result<Option<Option<serde_json::Value>>> {
+        self.select_payload(org, id).await
+    }
+
+    async fn get_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+    ) -> Result<Option<RuleEventRecord>> {
+        self.select_rule_event(org, event, rule).await
+    }
+
+    async fn retry_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<super::operations::Manual> {
+        self.manual_retry(org, event, rule, now).await
+    }
+
+    async fn cancel_rule_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        rule: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<super::operations::Manual> {
+        self.manual_cancel(org, event, rule, now).await
+    }
+
+    async fn cancel_event(
+        &self,
+        org: OrganizationId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        self.cancel_whole_event(org, event, now).await
+    }
+
+    async fn replay(
+        &self,
+        org: OrganizationId,
+        filter: &super::operations::ReplayFilter,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<super::operations::Replayed> {
+        self.requeue(org, filter, now, limit).await
+    }
+
+    async fn insert_test_delivery(&self, test: &super::operations::TestDelivery) -> Result<()> {
+        self.store_test_delivery(test).await
     }
 }
 

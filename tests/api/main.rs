@@ -8,6 +8,8 @@ mod bad_input;
 mod bulk;
 mod connections;
 mod delivery;
+mod history;
+mod history_scope;
 mod ingest;
 mod openapi;
 mod rules;

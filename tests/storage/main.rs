@@ -9,6 +9,7 @@ mod events;
 mod finish;
 mod history;
 mod idempotency;
+mod operations;
 mod rules;
 mod support;
 mod tenants;

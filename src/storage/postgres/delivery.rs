@@ -106,7 +106,7 @@ const FINISH_SQL: &str = "WITH inserted AS ( \
      ) \
      SELECT u.id, u.event_id, (SELECT count(*) FROM locked) AS locked FROM updated u";
 
-static ROLLUP_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(super) static ROLLUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE events e SET completed_count = s.completed, failed_count = s.failed, \
              status = {ROLLUP_STATUS}, \

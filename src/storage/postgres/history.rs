@@ -15,12 +15,12 @@ use crate::storage::{PageRequest, Result, RuleEventRecord, decode_outcome, decod
 const ATTEMPT_COLUMNS: &str = "id, organization_id, workspace_id, event_id, rule_event_id, \
      attempt_number, started_at, duration_ms, outcome_code, http_status, error, calls, is_test";
 
-const RULE_EVENT_COLUMNS: &str = "r.id, r.organization_id, r.workspace_id, r.event_id, \
+pub(super) const RULE_EVENT_COLUMNS: &str = "r.id, r.organization_id, r.workspace_id, r.event_id, \
      r.rule_id, r.connection_id, r.integration_type, r.status, r.attempt_count, \
      r.throttled_count, r.next_attempt_at, r.started_at, r.completed_at, r.last_error, \
      r.created_by, r.created_at, e.event, e.resource, e.resource_id";
 
-fn rule_event_record(row: &PgRow) -> Result<RuleEventRecord, sqlx::Error> {
+pub(super) fn rule_event_record(row: &PgRow) -> Result<RuleEventRecord, sqlx::Error> {
     Ok(RuleEventRecord {
         id: RuleEventId(row.try_get("id")?),
         organization_id: OrganizationId(row.try_get("organization_id")?),

@@ -63,7 +63,7 @@ static CLAIMED_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Rolls one event (?1) up from its rule events at ?2.
-static ROLLUP_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(super) static ROLLUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE events AS e SET completed_count = s.completed, failed_count = s.failed, \
              status = {ROLLUP_STATUS}, \
@@ -109,7 +109,7 @@ fn json_array(values: &[i64]) -> String {
 }
 
 /// Appends one attempt to history.
-async fn insert_attempt(
+pub(super) async fn insert_attempt(
     tx: &mut Transaction<'static, Sqlite>,
     a: &AttemptRecord,
 ) -> Result<(), sqlx::Error> {
