@@ -18,51 +18,37 @@ use crate::http::auth::Machine;
 use crate::http::extract::{
     JsonBody, MAX_BODY, OptionalJsonBody, QueryMap, json_object, parse_id, string_field,
 };
+use crate::http::ingest::EventObject;
 use crate::http::pagination::{Page, PageParams};
 use crate::http::{AppState, timestamp};
 use crate::ingest::validate::is_email;
 use crate::storage::RuleEventRecord;
 use crate::storage::operations::{EventFilter, Manual, REPLAY_MAX, RETRY_GUARD, ReplayFilter};
 
-/// An event as lists show it (the ingest answer plus its delivery roll-up).
+/// An event as history shows it: the ingest answer plus its delivery roll-up.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventObject {
-    pub id: Uuid,
-    /// Always `event`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub workspace: Uuid,
-    pub event: String,
-    pub resource: String,
-    pub resource_id: Option<String>,
+pub struct EventSummary {
+    /// `created_by` names the credential; `send_test_event` marks Send Test Event's records.
+    #[serde(flatten)]
+    pub event: EventObject,
     pub status: DeliveryStatus,
     pub total_rules: i64,
     pub completed_count: i64,
     pub failed_count: i64,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
-    /// The credential that sent it; `send_test_event` marks Send Test Event's records.
-    pub created_by: String,
-    pub created_at: String,
 }
 
-impl From<&EventRecord> for EventObject {
+impl From<&EventRecord> for EventSummary {
     fn from(e: &EventRecord) -> Self {
         Self {
-            id: e.id.0,
-            kind: "event",
-            workspace: e.workspace_id.0,
-            event: e.event.clone(),
-            resource: e.resource.clone(),
-            resource_id: e.resource_id.clone(),
+            event: e.into(),
             status: e.status,
             total_rules: e.total_rules,
             completed_count: e.completed_count,
             failed_count: e.failed_count,
             started_at: e.started_at.map(timestamp),
             completed_at: e.completed_at.map(timestamp),
-            created_by: e.created_by.clone(),
-            created_at: timestamp(e.created_at),
         }
     }
 }
@@ -124,7 +110,7 @@ impl From<&RuleEventRecord> for RuleEventObject {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
-    pub event: EventObject,
+    pub event: EventSummary,
     pub rule_events: Vec<RuleEventObject>,
 }
 
@@ -224,14 +210,14 @@ async fn list(
     org: OrganizationId,
     workspace: Option<WorkspaceId>,
     query: &QueryMap,
-) -> Result<Page<EventObject>, ApiError> {
+) -> Result<Page<EventSummary>, ApiError> {
     let params = PageParams::from_query(query)?;
     let filter = event_filter(query, workspace)?;
     let rows = state
         .store
         .list_events(org, &filter, params.request())
         .await?;
-    Ok(params.page(rows, |e| e.id.0, |e| EventObject::from(&e)))
+    Ok(params.page(rows, |e| e.id.0, |e| EventSummary::from(&e)))
 }
 
 /// The organization's events, newest first; `event`, `status`, `resource`, `resource_id` filter
@@ -240,13 +226,13 @@ async fn list(
     params(("event" = Option<String>, Query), ("status" = Option<String>, Query), ("resource" = Option<String>, Query),
            ("resource_id" = Option<String>, Query), ("email" = Option<String>, Query),
            ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Page<EventObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = Page<EventSummary>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
 pub async fn list_events(
     State(state): State<AppState>,
     caller: Machine,
     query: QueryMap,
-) -> Result<Json<Page<EventObject>>, ApiError> {
+) -> Result<Json<Page<EventSummary>>, ApiError> {
     Ok(Json(list(&state, caller.org(), None, &query).await?))
 }
 
@@ -255,14 +241,14 @@ pub async fn list_events(
     params(("id" = Uuid, Path), ("event" = Option<String>, Query), ("status" = Option<String>, Query), ("resource" = Option<String>, Query),
            ("resource_id" = Option<String>, Query), ("email" = Option<String>, Query),
            ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Page<EventObject>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Page<EventSummary>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
 pub async fn list_workspace_events(
     State(state): State<AppState>,
     caller: Machine,
     Path(id): Path<String>,
     query: QueryMap,
-) -> Result<Json<Page<EventObject>>, ApiError> {
+) -> Result<Json<Page<EventSummary>>, ApiError> {
     let ws = WorkspaceId(parse_id(&id, "workspace")?);
     state.require_workspace(caller.org(), ws).await?;
     Ok(Json(list(&state, caller.org(), Some(ws), &query).await?))
@@ -511,23 +497,23 @@ fn parse_replay(
             None
         }
     };
-    let mut time =
-        |name: &str, raw: Option<String>, default: Option<chrono::DateTime<chrono::Utc>>| match raw
-        {
-            None => {
-                if default.is_none() {
-                    errors.push(FieldError::new(name, "is required"));
-                }
-                default
+    let mut time = |name: &str,
+                    raw: Option<String>,
+                    default: Option<chrono::DateTime<chrono::Utc>>| match raw {
+        None => {
+            if default.is_none() {
+                errors.push(FieldError::new(name, "is required"));
             }
-            Some(raw) => match chrono::DateTime::parse_from_rfc3339(&raw) {
-                Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-                Err(_) => {
-                    errors.push(FieldError::new(name, "must be an RFC 3339 timestamp"));
-                    None
-                }
-            },
-        };
+            default
+        }
+        Some(raw) => match chrono::DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                errors.push(FieldError::new(name, "must be an RFC 3339 timestamp"));
+                None
+            }
+        },
+    };
     let since = time("since", since, None);
     let until = time("until", until, Some(crate::domain::now()));
     let mut id = |name: &str, raw: Option<String>| match raw.map(|r| Uuid::parse_str(&r)) {
