@@ -17,7 +17,7 @@ use crate::http::{connections, ingest, ops, rules, workspaces};
         connections::connection_actions, connections::list_integrations,
         rules::list_rules, rules::list_workspace_rules, rules::create_rule, rules::get_rule,
         rules::update_rule, rules::delete_rule,
-        ops::healthz, ops::readyz, openapi_json,
+        ops::healthz, ops::readyz, ops::metrics, openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),
     modifiers(&Security)
