@@ -9,6 +9,7 @@ mod bulk;
 mod connections;
 mod delivery;
 mod ingest;
+mod metrics;
 mod openapi;
 mod rules;
 mod workspaces;
