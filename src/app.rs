@@ -18,6 +18,7 @@ use crate::http::{AppState, Inner};
 use crate::ingest::ratelimit::KeyRateLimiter;
 use crate::ingest::rule_cache::RuleCache;
 use crate::ingest::{Batcher, Committers};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::storage::{self, ConnectOptions, Store};
 
@@ -132,6 +133,8 @@ pub async fn run_workers(
         ))),
         policy: retry_policy(config),
         wake: Arc::new(tokio::sync::Notify::new()),
+        // A worker-only node serves no HTTP, so nothing scrapes these (yet).
+        metrics: Arc::new(Metrics::new()),
     };
     pool::run(parts, pool_config(config), shutdown).await
 }
@@ -170,6 +173,7 @@ impl Application {
             master_key: Arc::new(master_key),
             batcher,
             ingest_limiter: KeyRateLimiter::new(config.ingest.rate_limit_per_second),
+            metrics: Arc::new(Metrics::new()),
         });
         Ok(Self {
             listener,
@@ -218,6 +222,7 @@ impl Application {
                 limiter: Arc::new(AccountLimiter::new(self.rate_margin)),
                 policy: self.retry,
                 wake: self.state.delivery_wake.clone(),
+                metrics: self.state.metrics.clone(),
             };
             tokio::spawn(pool::run(parts, pool, shutdown.clone()))
         });

@@ -345,6 +345,8 @@ pub struct ClaimedDelivery {
     /// The lease this claim holds; the worker must finish before it expires.
     pub lease_until: DateTime<Utc>,
     pub event: String,
+    /// When the event was accepted (delivery latency is measured from it).
+    pub event_created_at: DateTime<Utc>,
     pub resource: String,
     pub resource_id: Option<String>,
     /// `None` when the payload was purged.

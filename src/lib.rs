@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod loadgen;
+pub mod metrics;
 pub mod rules;
 pub mod sandbox;
 pub mod shutdown;

@@ -17,6 +17,7 @@ use crate::destinations::activecampaign::{AcDestination, ActionResult, CallGate}
 use crate::domain::{
     AttemptId, AttemptRecord, ClaimedDelivery, ConnectionId, Disposition, OutcomeCode, RuleChange,
 };
+use crate::metrics::{Integration, Metrics};
 use crate::rules::{EventView, parse_metadata};
 use crate::shutdown::Shutdown;
 use crate::storage::Store;
@@ -65,7 +66,19 @@ pub struct PoolParts {
     pub policy: RetryPolicy,
     /// Notified when deliveries were committed (same node); the poll interval covers other nodes.
     pub wake: Arc<Notify>,
+    /// This node's metrics (attempts, delivery latency, rate-limit waits).
+    pub metrics: Arc<Metrics>,
 }
+
+/// A finished attempt on its way to be recorded, with what the metrics need once it is.
+struct Finished {
+    attempt: AttemptRecord,
+    disposition: Disposition,
+    meta: Meta,
+}
+
+/// The connection's integration and the event's creation time.
+type Meta = (Integration, chrono::DateTime<chrono::Utc>);
 
 struct Ctx {
     parts: PoolParts,
@@ -165,8 +178,7 @@ pub async fn run(parts: PoolParts, config: PoolConfig, shutdown: Shutdown) -> an
             }
         }
     });
-    let (results_tx, results_rx) =
-        mpsc::channel::<(AttemptRecord, Disposition)>(ctx.config.concurrency * 4);
+    let (results_tx, results_rx) = mpsc::channel::<Finished>(ctx.config.concurrency * 4);
     let recorder = tokio::spawn(record_loop(ctx.clone(), results_rx));
 
     let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
@@ -303,13 +315,16 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, shutdown: Shutdown) {
 }
 
 /// Commits attempt results in groups: whatever finished while the previous commit ran.
-async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<(AttemptRecord, Disposition)>) {
+async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Finished>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut meta = Vec::new();
+        let mut next = Some(first);
+        while let Some(f) = next.take() {
+            batch.push((f.attempt, f.disposition));
+            meta.push(f.meta);
+            if batch.len() < 256 {
+                next = rx.try_recv().ok();
             }
         }
         let mut delay = Duration::from_millis(50);
@@ -325,6 +340,7 @@ async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<(AttemptRecord, Dispo
                     if lost > 0 {
                         tracing::warn!(lost, "attempts recorded after their lease was lost");
                     }
+                    count_recorded(&ctx.parts.metrics, &batch, &meta, &applied);
                     break;
                 }
                 Err(e) => {
@@ -338,9 +354,27 @@ async fn record_loop(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<(AttemptRecord, Dispo
     }
 }
 
+/// Every recorded attempt counts by outcome; a delivered one whose result applied (its lease still
+/// held) adds its event's age to the latency histogram.
+fn count_recorded(
+    metrics: &Metrics,
+    batch: &[(AttemptRecord, Disposition)],
+    meta: &[Meta],
+    applied: &[bool],
+) {
+    let now = crate::domain::now();
+    for (((attempt, _), (integration, created)), applied) in batch.iter().zip(meta).zip(applied) {
+        let code = attempt.outcome_code;
+        let delivered = *applied && code == OutcomeCode::Delivered;
+        let age = delivered.then(|| (now - *created).to_std().unwrap_or_default());
+        metrics.attempt_recorded(code, *integration, age);
+    }
+}
+
 /// Waits for the account's limiter before each call the destination makes.
 struct LimiterGate<'a> {
     limiter: &'a AccountLimiter,
+    metrics: &'a Metrics,
     account: String,
     limit: u32,
 }
@@ -348,9 +382,9 @@ struct LimiterGate<'a> {
 #[async_trait::async_trait]
 impl CallGate for LimiterGate<'_> {
     async fn before_call(&self) -> bool {
-        self.limiter
-            .acquire(&self.account, self.limit)
-            .await
+        let waited = self.limiter.acquire(&self.account, self.limit).await;
+        waited
+            .inspect(|w| self.metrics.rate_limit_waited(*w))
             .is_some()
     }
 }
@@ -366,7 +400,7 @@ fn result_of(code: OutcomeCode, outcome: Outcome, error: &str) -> ActionResult {
 }
 
 /// Performs one claimed delivery and decides what happens next.
-async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Disposition) {
+async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> Finished {
     let started_at = crate::domain::now();
     let clock = std::time::Instant::now();
     let result = perform(ctx, &claim).await;
@@ -398,6 +432,12 @@ async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Dispositi
     }
     tracing::debug!(rule_event.id = %claim.rule_event_id, event.id = %claim.event_id, attempt = claim.attempt_count + 1,
         outcome = result.code.as_str(), duration_ms, "delivery attempt");
+    let integration = Integration::of(
+        claim
+            .connection
+            .as_ref()
+            .map(|c| c.integration_type.as_str()),
+    );
     let attempt = AttemptRecord {
         id: AttemptId::new_v7(),
         organization_id: claim.organization_id,
@@ -413,7 +453,11 @@ async fn deliver(ctx: &Ctx, claim: ClaimedDelivery) -> (AttemptRecord, Dispositi
         calls: result.calls,
         is_test: false,
     };
-    (attempt, disposition)
+    Finished {
+        attempt,
+        disposition,
+        meta: (integration, claim.event_created_at),
+    }
 }
 
 async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
@@ -484,6 +528,7 @@ async fn perform(ctx: &Ctx, claim: &ClaimedDelivery) -> ActionResult {
     };
     let gate = LimiterGate {
         limiter: &ctx.parts.limiter,
+        metrics: &ctx.parts.metrics,
         account: account_key(&api_url),
         limit: connection
             .rate_limit_per_second

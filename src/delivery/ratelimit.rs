@@ -157,14 +157,20 @@ impl AccountLimiter {
         }
     }
 
-    /// Waits for a slot; returns how long it waited. `None` when this node has no share of the account.
+    /// Waits for a slot; returns how long it waited (zero when a slot was free at once). `None` when
+    /// this node has no share of the account.
     pub async fn acquire(&self, account: &str, limit: u32) -> Option<Duration> {
         let started = Instant::now();
+        let mut waited = false;
         loop {
             match self.try_acquire(account, limit, Instant::now()) {
+                Ok(()) if !waited => return Some(Duration::ZERO),
                 Ok(()) => return Some(started.elapsed()),
                 Err(None) => return None,
-                Err(Some(wait)) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+                Err(Some(wait)) => {
+                    waited = true;
+                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await
+                }
             }
         }
     }

@@ -2,10 +2,12 @@
 //! deliveries, group-commit, and answer only after the commit.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +23,7 @@ use crate::http::auth::IngestCaller;
 use crate::http::extract::{JsonBody, MAX_BODY, MAX_BULK_BODY};
 use crate::ingest::validate::canonical_hash;
 use crate::ingest::{SubmitError, ValidEvent, validate_event};
+use crate::metrics::{Endpoint, IngestResult, Status};
 
 /// Most items in one bulk call.
 pub const MAX_BULK_ITEMS: usize = 100;
@@ -217,6 +220,67 @@ async fn resolve_workspace(
     }
 }
 
+/// What one ingest request did with its events; the handlers leave it on their response for `track`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    accepted: u64,
+    replayed: u64,
+    rejected: u64,
+}
+
+impl Tally {
+    fn rejected(n: usize) -> Self {
+        Self {
+            rejected: n as u64,
+            ..Self::default()
+        }
+    }
+
+    fn count(&mut self, outcome: &InsertOutcome) {
+        match outcome {
+            InsertOutcome::Inserted(_) => self.accepted += 1,
+            InsertOutcome::Replayed(_) => self.replayed += 1,
+            InsertOutcome::IdempotencyConflict => self.rejected += 1,
+        }
+    }
+
+    fn on(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Middleware on the ingest routes: counts each request by endpoint and status, its latency, and
+/// its events by result. A POST refused before its handler ran (auth, content type, size, malformed
+/// JSON) carries no tally and counts as one rejected event.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // `GET /api/v1/events` (the history list) shares the ingest path and router: not ingest.
+    if req.method() == Method::GET {
+        return next.run(req).await;
+    }
+    let started = Instant::now();
+    let endpoint = if req.uri().path().ends_with("/bulk") {
+        Endpoint::Bulk
+    } else {
+        Endpoint::Events
+    };
+    let post = req.method() == Method::POST;
+    let response = next.run(req).await;
+    let m = &state.metrics;
+    m.ingest_duration.observe(started.elapsed());
+    let status = Status::of(response.status().as_u16());
+    m.ingest_requests.add((endpoint, status), 1);
+    let tally = match response.extensions().get::<Tally>() {
+        Some(t) => *t,
+        None if post => Tally::rejected(1),
+        None => Tally::default(),
+    };
+    m.ingest_events.add(IngestResult::Accepted, tally.accepted);
+    m.ingest_events.add(IngestResult::Replayed, tally.replayed);
+    m.ingest_events.add(IngestResult::Rejected, tally.rejected);
+    response
+}
+
 /// Sends one event.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
     request_body = EventInput,
@@ -234,7 +298,20 @@ pub async fn create_event(
     caller: IngestCaller,
     headers: HeaderMap,
     JsonBody(body, len): JsonBody<MAX_BODY>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    match submit_event(state, caller, headers, body, len).await {
+        Ok((response, tally)) => tally.on(response),
+        Err(e) => Tally::rejected(1).on(e.into_response()),
+    }
+}
+
+async fn submit_event(
+    state: AppState,
+    caller: IngestCaller,
+    headers: HeaderMap,
+    body: Value,
+    len: usize,
+) -> Result<(Response, Tally), ApiError> {
     state
         .ingest_limiter
         .check(&caller.rate_key(), 1)
@@ -265,12 +342,14 @@ pub async fn create_event(
     if deliveries {
         state.delivery_wake.notify_one();
     }
+    let mut tally = Tally::default();
+    tally.count(&outcome);
     match outcome {
         InsertOutcome::Inserted(e) | InsertOutcome::Replayed(e) => {
             let body = EventEnvelope {
                 event: EventObject::from(&e),
             };
-            Ok((StatusCode::CREATED, Json(body)).into_response())
+            Ok(((StatusCode::CREATED, Json(body)).into_response(), tally))
         }
         InsertOutcome::IdempotencyConflict => Err(key_reused()),
     }
@@ -301,7 +380,21 @@ pub async fn create_events_bulk(
     caller: IngestCaller,
     headers: HeaderMap,
     JsonBody(body, _): JsonBody<MAX_BULK_BODY>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    // Refused as a whole: every item is rejected (a body that is not an array counts as one).
+    let submitted = body.as_array().map_or(1, |items| items.len().max(1));
+    match submit_bulk(state, caller, headers, body).await {
+        Ok((response, tally)) => tally.on(response),
+        Err(e) => Tally::rejected(submitted).on(e.into_response()),
+    }
+}
+
+async fn submit_bulk(
+    state: AppState,
+    caller: IngestCaller,
+    headers: HeaderMap,
+    body: Value,
+) -> Result<(Response, Tally), ApiError> {
     let Value::Array(items) = body else {
         return Err(ApiError::validation(vec![FieldError::new(
             "body",
@@ -324,6 +417,7 @@ pub async fn create_events_bulk(
     let mut records: Vec<Option<BulkRecord>> = Vec::with_capacity(items.len());
     let mut to_commit: Vec<(usize, NewEvent)> = Vec::new();
     let mut workspaces = HashMap::new();
+    let mut tally = Tally::default();
     for (index, item) in items.iter().enumerate() {
         let prefix = format!("[{index}].");
         let valid = match validate_event(item, &prefix, machine, None) {
@@ -360,6 +454,7 @@ pub async fn create_events_bulk(
             state.delivery_wake.notify_one();
         }
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
+            tally.count(&outcome);
             records[index] = Some(match outcome {
                 InsertOutcome::Inserted(e) | InsertOutcome::Replayed(e) => {
                     BulkRecord::Event(EventObject::from(&e))
@@ -374,6 +469,8 @@ pub async fn create_events_bulk(
         .iter()
         .filter(|r| matches!(r, BulkRecord::Error(_)))
         .count();
+    // Every item error (validation, workspace, key reuse) is one rejected event.
+    tally.rejected = error_count as u64;
     let status = if error_count == 0 {
         StatusCode::CREATED
     } else if error_count < records.len() {
@@ -386,5 +483,5 @@ pub async fn create_events_bulk(
         error_count,
         records,
     };
-    Ok((status, Json(body)).into_response())
+    Ok(((status, Json(body)).into_response(), tally))
 }

@@ -49,6 +49,8 @@ pub struct Inner {
     pub destinations: DestinationsConfig,
     /// Wakes this node's delivery workers when deliveries were committed.
     pub delivery_wake: Arc<tokio::sync::Notify>,
+    /// This instance's metrics, shared with its delivery pool and served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -179,6 +181,7 @@ fn ops_routes() -> Routes {
     let r = Routes::new();
     let r = route!(r, GET "/healthz" => ops::healthz);
     let r = route!(r, GET "/readyz" => ops::readyz);
+    let r = route!(r, GET "/metrics" => ops::metrics);
     route!(r, GET "/api/v1/openapi.json" => openapi::openapi_json)
 }
 
@@ -205,9 +208,15 @@ pub fn router(state: AppState) -> Router {
         .max_age(std::time::Duration::from_secs(86_400));
     // The 405 fallback goes in before the CORS layer, or it would replace the layered fallback
     // that answers preflights (OPTIONS) on POST-only routes.
+    // Metrics see every ingest request that reached a route, refusals by the extractors included
+    // (CORS preflights are answered outside, by the CORS layer).
     let ingest = ingest_routes()
         .router
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ingest::track,
+        ))
         .layer(cors);
     let rest = management_routes()
         .router

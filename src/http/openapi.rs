@@ -20,7 +20,7 @@ use crate::http::{connections, events, ingest, ops, rule_test, rules, workspaces
         events::list_events, events::list_workspace_events, events::get_event, events::get_event_payload,
         events::cancel_event, events::list_attempts, events::get_attempt, events::retry_rule_event,
         events::cancel_rule_event, events::replay,
-        ops::healthz, ops::readyz, openapi_json,
+        ops::healthz, ops::readyz, ops::metrics, openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),
     modifiers(&Security)

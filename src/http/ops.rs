@@ -1,8 +1,9 @@
-//! Operations endpoints (no auth): liveness and readiness.
+//! Operations endpoints (no auth): liveness, readiness and Prometheus metrics.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::http::AppState;
@@ -31,4 +32,29 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             )
         }
     }
+}
+
+/// Prometheus text exposition of this instance's metrics. The queue gauges are read now; when that
+/// read fails the other metrics are still served (and the failure is logged once per outage).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let queue = match state.store.queue_stats(crate::domain::now()).await {
+        Ok(q) => {
+            // Ends an outage, so the next failure is logged again.
+            state.metrics.queue_stats_failed(false);
+            Some(q)
+        }
+        Err(e) => {
+            if state.metrics.queue_stats_failed(true) {
+                tracing::warn!(error = %e, "reading queue stats for /metrics failed; serving the rest");
+            }
+            None
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(queue),
+    )
 }

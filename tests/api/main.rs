@@ -11,6 +11,7 @@ mod delivery;
 mod history;
 mod history_scope;
 mod ingest;
+mod metrics;
 mod openapi;
 mod rules;
 mod workspaces;

@@ -66,7 +66,7 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
          ) \
          SELECT c.id, c.organization_id, c.workspace_id, c.event_id, c.rule_id, c.connection_id, \
                 c.attempt_count, c.throttled_count, c.lease_until, \
-                e.event AS event_name, e.resource AS event_resource, \
+                e.event AS event_name, e.created_at AS event_created_at, e.resource AS event_resource, \
                 e.resource_id AS event_resource_id, e.payload, {rule}, {connection} \
          FROM claimed c \
          JOIN events e ON e.id = c.event_id \
@@ -130,6 +130,7 @@ fn claimed(row: &PgRow) -> Result<ClaimedDelivery, sqlx::Error> {
         throttled_count: i64::from(row.try_get::<i32, _>("throttled_count")?),
         lease_until: row.try_get("lease_until")?,
         event: row.try_get("event_name")?,
+        event_created_at: row.try_get("event_created_at")?,
         resource: row.try_get("event_resource")?,
         resource_id: row.try_get("event_resource_id")?,
         payload: row

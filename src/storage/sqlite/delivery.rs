@@ -49,7 +49,7 @@ static CLAIMED_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT r.id, r.organization_id, r.workspace_id, r.event_id, r.rule_id, r.connection_id, \
                 r.attempt_count, r.throttled_count, r.lease_until, \
-                e.event AS event_name, e.resource AS event_resource, \
+                e.event AS event_name, e.created_at AS event_created_at, e.resource AS event_resource, \
                 e.resource_id AS event_resource_id, e.payload, {rule}, {connection} \
          FROM json_each(?1) AS j \
          JOIN rule_events r ON r.rowid = j.value \
@@ -92,6 +92,7 @@ fn claimed(row: &SqliteRow) -> Result<ClaimedDelivery, sqlx::Error> {
         throttled_count: row.try_get("throttled_count")?,
         lease_until: time(row, "lease_until")?,
         event: row.try_get("event_name")?,
+        event_created_at: time(row, "event_created_at")?,
         resource: row.try_get("event_resource")?,
         resource_id: row.try_get("event_resource_id")?,
         payload: payload.as_deref().map(json_value).transpose()?,
