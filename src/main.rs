@@ -79,6 +79,8 @@ enum BenchCommand {
     Sandbox(handoff::sandbox::SandboxBenchArgs),
     /// End-to-end delivery latency at a steady rate, and backlog burn-down throughput and memory.
     Delivery(handoff::bench::delivery::DeliveryBenchArgs),
+    /// Delivery history reads and replays on a large history.
+    History(handoff::bench::history::HistoryBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -170,6 +172,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init("text", "error");
             handoff::bench::delivery::run(args).await
+        }
+        Command::Bench {
+            which: BenchCommand::History(args),
+        } => {
+            telemetry::init("text", "error");
+            handoff::bench::history::run(args).await
         }
         Command::Bench {
             which: BenchCommand::Sandbox(args),

@@ -32,16 +32,18 @@ pub struct IngestBenchArgs {
     pub rules: usize,
 }
 
-/// Stores a connection and `n` rules (one matching) directly, as the API would after its checks.
+/// Stores a connection and `n` rules (one matching) directly, as the API would after its checks;
+/// returns the rules, the matching one first.
 async fn seed_rules(
     store: &dyn crate::storage::Store,
     master: &MasterKey,
     creds: &crate::admin::TenantCredentials,
     n: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<crate::domain::Rule>> {
     use crate::domain::{Connection, ConnectionId, Rule, RuleId};
+    let mut rules = Vec::with_capacity(n);
     if n == 0 {
-        return Ok(());
+        return Ok(rules);
     }
     let now = crate::domain::now();
     let id = ConnectionId::new_v7();
@@ -68,27 +70,27 @@ async fn seed_rules(
         } else {
             serde_json::json!([{"path": "payload.sequence_step", "op": "eq", "value": 1000 + i}])
         };
-        store
-            .create_rule(&Rule {
-                id: RuleId::new_v7(),
-                organization_id: creds.organization_id,
-                workspace_id: creds.workspace_id,
-                connection_id: id,
-                integration_type: "activecampaign".into(),
-                event: "page.completed".into(),
-                resource: Some("onboarding_sequence".into()),
-                resource_id: None,
-                metadata: serde_json::json!({"action": "add_tag", "tag": "onboarding-step-{{payload.sequence_step}}-done"}),
-                conditions,
-                active: true,
-                hidden: false,
-                created_by: "machine_key".into(),
-                created_at: now,
-                updated_at: now,
-            })
-            .await?;
+        let rule = Rule {
+            id: RuleId::new_v7(),
+            organization_id: creds.organization_id,
+            workspace_id: creds.workspace_id,
+            connection_id: id,
+            integration_type: "activecampaign".into(),
+            event: "page.completed".into(),
+            resource: Some("onboarding_sequence".into()),
+            resource_id: None,
+            metadata: serde_json::json!({"action": "add_tag", "tag": "onboarding-step-{{payload.sequence_step}}-done"}),
+            conditions,
+            active: true,
+            hidden: false,
+            created_by: "machine_key".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_rule(&rule).await?;
+        rules.push(rule);
     }
-    Ok(())
+    Ok(rules)
 }
 
 /// Starts Handoff in-process on a fresh database and drives single-event POSTs at it.
@@ -164,3 +166,4 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
 }
 
 pub mod delivery;
+pub mod history;

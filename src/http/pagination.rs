@@ -85,7 +85,8 @@ impl PageParams {
     }
 }
 
-fn encode_cursor(id: Uuid) -> String {
+/// The cursor that continues after `id` (what `next_cursor` says on the page that ends with it).
+pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1:{}", id.simple()))
 }
 

@@ -55,21 +55,24 @@ pub(crate) fn event_list_query(
     placeholder: fn(usize) -> String,
 ) -> (String, Vec<Bind>) {
     let mut binds = vec![Bind::Uuid(org.0)];
+    // Scoped to the organization either way. For an email search across the organization the
+    // scope is its workspaces alone: with `e.organization_id` in the query SQLite would walk the
+    // organization's index newest first and filter every event, instead of the email index.
+    let scope = if filter.workspace.is_none() && filter.contact_email.is_some() {
+        "e.workspace_id IN (SELECT id FROM workspaces WHERE organization_id = "
+    } else {
+        "(e.organization_id = "
+    };
     let mut sql = format!(
-        "SELECT {columns} FROM events e WHERE e.organization_id = {}",
+        "SELECT {columns} FROM events e WHERE {scope}{})",
         placeholder(1)
     );
     let mut condition = |sql: &mut String, column: &str, value: Bind| {
         binds.push(value);
         sql.push_str(&format!(" AND {column} {}", placeholder(binds.len())));
     };
-    match filter.workspace {
-        Some(w) => condition(&mut sql, "e.workspace_id =", Bind::Uuid(w.0)),
-        None if filter.contact_email.is_some() => sql.push_str(&format!(
-            " AND e.workspace_id IN (SELECT id FROM workspaces WHERE organization_id = {})",
-            placeholder(1)
-        )),
-        None => {}
+    if let Some(w) = filter.workspace {
+        condition(&mut sql, "e.workspace_id =", Bind::Uuid(w.0));
     }
     let texts = [
         ("e.event =", filter.event.clone()),
@@ -205,7 +208,7 @@ mod tests {
         let (sql, binds) = event_list_query("e.id", org, &EventFilter::default(), page, dollar);
         assert_eq!(
             sql,
-            "SELECT e.id FROM events e WHERE e.organization_id = $1 ORDER BY e.id DESC LIMIT $2"
+            "SELECT e.id FROM events e WHERE (e.organization_id = $1) ORDER BY e.id DESC LIMIT $2"
         );
         assert_eq!(binds, vec![Bind::Uuid(org.0), Bind::Int(51)]);
 
@@ -222,8 +225,8 @@ mod tests {
         let (sql, binds) = event_list_query("e.id", org, &filter, page, |n| format!("?{n}"));
         assert_eq!(
             sql,
-            "SELECT e.id FROM events e WHERE e.organization_id = ?1 \
-             AND e.workspace_id IN (SELECT id FROM workspaces WHERE organization_id = ?1) \
+            "SELECT e.id FROM events e \
+             WHERE e.workspace_id IN (SELECT id FROM workspaces WHERE organization_id = ?1) \
              AND e.status = ?2 AND e.contact_email = ?3 AND e.id < ?4 ORDER BY e.id DESC LIMIT ?5"
         );
         assert_eq!(
