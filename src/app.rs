@@ -149,6 +149,17 @@ impl Application {
         let listener = TcpListener::bind(&config.server.bind)
             .await
             .with_context(|| format!("binding {}", config.server.bind))?;
+        Self::build_on(listener, config, store, master_key).await
+    }
+
+    /// Like [`Self::build`], on a listener the caller bound (`handoff demo` binds before it touches
+    /// its data directory, so a second demo on the same port fails before deleting anything).
+    pub async fn build_on(
+        listener: TcpListener,
+        config: &Config,
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+    ) -> anyhow::Result<Self> {
         // SQLite has one writer: more committers would only queue on its lock.
         let committers = if store.backend() == "sqlite" {
             1

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod destinations;
 pub mod domain;
 pub mod error;

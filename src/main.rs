@@ -1,4 +1,4 @@
-//! The `handoff` command: serve, migrate, admin, sandbox, bench.
+//! The `handoff` command: serve, migrate, admin, demo, sandbox, bench.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,10 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Try Handoff end to end: the service and an in-memory ActiveCampaign sandbox, wired for the
+    /// onboarding example, with the commands to try. Its data directory (./data/demo) is deleted and
+    /// recreated on every start.
+    Demo(handoff::demo::DemoArgs),
     /// Emulators for trying Handoff without third-party accounts.
     Sandbox {
         #[command(subcommand)]
@@ -155,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Demo(args) => handoff::demo::run(load()?, args).await,
         Command::Sandbox {
             which: SandboxCommand::Activecampaign(args),
         } => {

@@ -1,7 +1,8 @@
-//! Process-level tests: the real `handoff` binary spawned, killed, stopped and restarted, and several
-//! nodes sharing one database.
+//! Process-level tests: the real `handoff` binary spawned, killed, stopped and restarted; several
+//! nodes sharing one database; `handoff demo` end to end.
 
 mod crash;
+mod demo;
 mod load;
 mod nodes;
 mod shutdown;

@@ -352,7 +352,7 @@ impl Setup {
 
 /// Drops inherited settings that would override the child's own (a developer's `DATABASE_URL`,
 /// `RUST_LOG`, `HANDOFF__…`).
-fn clean_env(cmd: &mut Command) {
+pub fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let name = k.to_string_lossy();
         if name.starts_with("HANDOFF")
