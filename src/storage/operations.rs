@@ -74,9 +74,13 @@ pub(crate) fn event_list_query(
     if let Some(w) = filter.workspace {
         condition(&mut sql, "e.workspace_id =", Bind::Uuid(w.0));
     }
+    // The status is one of a closed set of words, spelled in the SQL rather than bound, so the
+    // planner can prove a partial index on it applies (`events_*_failed`) on both backends.
+    if let Some(status) = filter.status {
+        sql.push_str(&format!(" AND e.status = '{}'", status.as_str()));
+    }
     let texts = [
         ("e.event =", filter.event.clone()),
-        ("e.status =", filter.status.map(|s| s.as_str().to_owned())),
         ("e.resource =", filter.resource.clone()),
         ("e.resource_id =", filter.resource_id.clone()),
         ("e.contact_email =", filter.contact_email.clone()),
@@ -227,13 +231,12 @@ mod tests {
             sql,
             "SELECT e.id FROM events e \
              WHERE e.workspace_id IN (SELECT id FROM workspaces WHERE organization_id = ?1) \
-             AND e.status = ?2 AND e.contact_email = ?3 AND e.id < ?4 ORDER BY e.id DESC LIMIT ?5"
+             AND e.status = 'failed' AND e.contact_email = ?2 AND e.id < ?3 ORDER BY e.id DESC LIMIT ?4"
         );
         assert_eq!(
             binds,
             vec![
                 Bind::Uuid(org.0),
-                Bind::Text("failed".into()),
                 Bind::Text("alex@northstar.io".into()),
                 Bind::Uuid(before),
                 Bind::Int(3)
