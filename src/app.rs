@@ -113,19 +113,40 @@ pub fn destination(config: &Config, http: reqwest::Client) -> AcDestination {
     )
 }
 
-/// Runs delivery workers alone (`handoff worker`) until `shutdown`.
+/// Runs delivery workers alone (`handoff worker`) until `shutdown`, with the operations endpoints
+/// on `delivery.ops_bind` when it is set.
 pub async fn run_workers(
     config: &Config,
     store: Arc<dyn Store>,
     master_key: MasterKey,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let ops = if config.delivery.ops_bind.is_empty() {
+        None
+    } else {
+        let listener = TcpListener::bind(&config.delivery.ops_bind)
+            .await
+            .with_context(|| format!("binding delivery.ops_bind {}", config.delivery.ops_bind))?;
+        Some(listener)
+    };
+    run_workers_on(config, store, master_key, shutdown, ops).await
+}
+
+/// [`run_workers`] with the operations listener (if any) bound by the caller (port 0 in tests).
+pub async fn run_workers_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+    master_key: MasterKey,
+    shutdown: Shutdown,
+    ops: Option<TcpListener>,
+) -> anyhow::Result<()> {
     let http = net::http_client(
         config.destinations.allow_private_networks,
         Duration::from_millis(config.destinations.connect_timeout_ms),
     );
+    let metrics = Arc::new(Metrics::new());
     let parts = PoolParts {
-        store,
+        store: store.clone(),
         master_key: Arc::new(master_key),
         destination: destination(config, http),
         limiter: Arc::new(AccountLimiter::new(Duration::from_millis(
@@ -133,10 +154,26 @@ pub async fn run_workers(
         ))),
         policy: retry_policy(config),
         wake: Arc::new(tokio::sync::Notify::new()),
-        // A worker-only node serves no HTTP, so nothing scrapes these (yet).
-        metrics: Arc::new(Metrics::new()),
+        metrics: metrics.clone(),
     };
-    pool::run(parts, pool_config(config), shutdown).await
+    let ops_server = ops.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "operations endpoints listening (healthz, readyz, metrics)");
+        }
+        let router = crate::http::ops::ops_router(crate::http::ops::OpsState { store, metrics });
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await
+        })
+    });
+    let result = pool::run(parts, pool_config(config), shutdown.clone()).await;
+    shutdown.trigger();
+    if let Some(server) = ops_server {
+        server.await?.context("serving the operations endpoints")?;
+    }
+    result
 }
 
 impl Application {

@@ -32,6 +32,7 @@ pub struct DeliveryConfig {
     pub poll_interval_ms: u64,
     pub default_rate_limit: u32,
     pub rate_limit_margin_ms: u64,
+    pub ops_bind: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

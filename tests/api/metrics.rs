@@ -78,7 +78,11 @@ fn parse(text: &str) -> Scrape {
 }
 
 async fn scrape(app: &TestApp) -> Scrape {
-    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    scrape_at(&app.client, &app.url("/metrics")).await
+}
+
+async fn scrape_at(client: &reqwest::Client, url: &str) -> Scrape {
+    let resp = client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["content-type"],
@@ -196,6 +200,38 @@ mod queue_gauges_show_deliveries_waiting_for_a_worker {
         let age = after.get("handoff_queue_oldest_due_age_seconds");
         assert!(age > 0.0 && age < SOON.as_secs_f64(), "age {age}");
         assert_eq!(after.delta(&before, DELIVERED), 0.0);
+
+        // A worker-only node delivers them and shows it on its own operations listener.
+        let worker = app.spawn_worker_node_with_ops().await;
+        let base = format!("http://{worker}");
+        let delivered = crate::support::eventually(SOON, "the worker's attempts", || async {
+            let s = scrape_at(&app.client, &format!("{base}/metrics")).await;
+            (s.get(DELIVERED) == 2.0).then_some(s)
+        })
+        .await;
+        assert_eq!(delivered.get(LATENCY_COUNT), 2.0);
+        assert_eq!(delivered.get("handoff_queue_due"), 0.0);
+        for path in ["/healthz", "/readyz"] {
+            assert_eq!(
+                app.client
+                    .get(format!("{base}{path}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                200,
+                "{path}"
+            );
+        }
+        let unknown = app
+            .client
+            .get(format!("{base}/api/v1/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), 404, "the worker serves no API");
+        // The API node recorded no attempt of its own.
+        assert_eq!(scrape(&app).await.delta(&before, DELIVERED), 0.0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,22 @@ impl TestApp {
         );
     }
 
+    /// A `handoff worker` node with its operations endpoints on a port of its own (as
+    /// `delivery.ops_bind` gives it); returns that address. Stopped with `self`.
+    pub async fn spawn_worker_node_with_ops(&self) -> SocketAddr {
+        let store = handoff::storage::connect(&self.config.database_url(), Default::default())
+            .await
+            .expect("worker node connects");
+        let master = MasterKey::from_base64(&self.master_text).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            handoff::app::run_workers_on(&config, store, master, shutdown, Some(listener)).await
+        });
+        addr
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
