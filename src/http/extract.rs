@@ -146,11 +146,20 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(Self(
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        let map: HashMap<String, String> = url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        // No filter takes U+0000, and PostgreSQL cannot compare text with it: a 400, not a 500.
+        if let Some((k, _)) = map
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::validation(vec![crate::error::FieldError::new(
+                k.replace('\0', ""),
+                "must not contain the NUL character (U+0000)",
+            )]));
+        }
+        Ok(Self(map))
     }
 }
 

@@ -212,9 +212,11 @@ app_tests! {
             assert_eq!(body["error"]["data"][0]["param"], param, "{body}");
         }
         error_body(app.post(&path, &json!([1])).await, 400).await;
-        for query in ["status=lost", "email=not-an-email", "limit=0", "cursor=garbage"] {
+        for query in ["status=lost", "email=not-an-email", "limit=0", "cursor=garbage", "event=a%00b", "resource_id=%00"] {
             error_body(app.get(&format!("/api/v1/events?{query}")).await, 400).await;
+            error_body(app.get(&format!("/api/v1/workspaces/{ws}/events?{query}")).await, 400).await;
         }
+        error_body(app.get("/api/v1/rules?event=%00").await, 400).await;
         error_body(app.get("/api/v1/events/not-a-uuid").await, 404).await;
         error_body(app.get(&format!("/api/v1/events/{}", uuid::Uuid::now_v7())).await, 404).await;
     }
