@@ -4,3 +4,7 @@
 -- completed).
 CREATE INDEX events_workspace_failed ON events (workspace_id, id DESC) WHERE status = 'failed';
 CREATE INDEX events_organization_failed ON events (organization_id, id DESC) WHERE status = 'failed';
+-- Replay picks a workspace's failed or canceled deliveries in a time window; these are few, so a
+-- partial index keeps the pick (inside the write transaction) short.
+CREATE INDEX rule_events_replayable ON rule_events (workspace_id, created_at)
+    WHERE status IN ('failed', 'canceled');

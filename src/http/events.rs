@@ -381,6 +381,10 @@ fn manual_answer(outcome: Manual, doing: &str) -> Result<Json<RuleEventObject>, 
                 status.as_str()
             ),
         )),
+        Manual::Test => Err(ApiError::conflict(
+            "test_delivery",
+            "a Send Test Event delivery is not run again by the queue; send another test",
+        )),
         Manual::TooEarly => Err(ApiError {
             retry_after: Some(RETRY_GUARD.num_seconds().unsigned_abs()),
             ..ApiError::new(

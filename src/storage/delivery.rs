@@ -89,7 +89,8 @@ pub(crate) const ROLLUP_COUNTS: &str = "SELECT event_id, count(*) AS total, \
          count(*) FILTER (WHERE status = 'retrying') AS retrying \
      FROM rule_events WHERE {events} GROUP BY event_id";
 
-/// The event's status from the counts `s`. Every rule event final with none failed but some
+/// The event's status from the counts `s` (and the event row `e`: one whose deliveries were
+/// never claimed is still `pending`, e.g. after one of them was canceled). Every rule event final with none failed but some
 /// canceled reads `completed` when at least one was delivered (a deleted rule must not make a
 /// delivered event look abandoned), `canceled` only when all were canceled.
 pub(crate) const ROLLUP_STATUS: &str = "CASE \
@@ -99,6 +100,7 @@ pub(crate) const ROLLUP_STATUS: &str = "CASE \
          WHEN s.final = s.total THEN 'completed' \
          WHEN s.processing > 0 THEN 'processing' \
          WHEN s.retrying > 0 THEN 'retrying' \
+         WHEN e.started_at IS NULL THEN 'pending' \
          ELSE 'processing' END";
 
 /// Seconds from `oldest` to `now` (0 when there is nothing, or it lies in the future).

@@ -466,8 +466,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<operations::Manual>;
 
-    /// Cancels one rule event (see `operations::cancel_verdict`): `canceled`, no lease, no next
-    /// attempt, so an attempt in flight cannot apply its result; rolls its event up.
+    /// Cancels one rule event (see `operations::cancel_verdict`): `canceled`, no next attempt, so
+    /// an attempt in flight cannot apply its result; the lease's time stays, so a replay leaves the
+    /// delivery alone until that attempt's lease has passed. Rolls its event up. Send Test
+    /// Event's records answer `Manual::Test` to a retry.
     async fn cancel_rule_event(
         &self,
         org: OrganizationId,
@@ -476,8 +478,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<operations::Manual>;
 
-    /// Cancels every rule event of the event that is not yet final (failed ones stay failed);
-    /// `None` when the organization has no such event, else how many were canceled.
+    /// Cancels every rule event of the event that is not completed (failed ones too, so a replay
+    /// of failures leaves them alone), as `cancel_rule_event` does; `None` when the organization
+    /// has no such event, else how many were canceled.
     async fn cancel_event(
         &self,
         org: OrganizationId,
@@ -486,7 +489,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<u64>>;
 
     /// Requeues (due at `now`) at most `limit` of the rule events `filter` matches, oldest
-    /// first, rolling their events up and waking workers, in one transaction.
+    /// first, rolling their events up and waking workers, in one transaction. A delivery whose
+    /// attempt may still be in flight (canceled under a lease that has not passed) is left out.
     async fn replay(
         &self,
         org: OrganizationId,

@@ -112,6 +112,18 @@ pub enum Manual {
     Final(DeliveryStatus),
     /// Refused: an attempt is running, or the next one is due within [`RETRY_GUARD`].
     TooEarly,
+    /// Refused: Send Test Event's record is never run again by the queue (send another test).
+    Test,
+}
+
+/// A named rule event's state, read (and on PostgreSQL locked) before a manual retry or cancel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub id: Uuid,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Send Test Event's record.
+    pub is_test: bool,
 }
 
 /// Whether a retry may requeue a rule event in this state, and what status it gets.
@@ -175,6 +187,17 @@ pub struct Replayed {
     pub count: u64,
     /// More rule events match: call again.
     pub has_more: bool,
+}
+
+/// An extra, redundant condition for a replay of `status` that names the partial index
+/// `rule_events_replayable` word for word, so both planners can use it.
+pub(crate) fn replayable_term(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Failed | DeliveryStatus::Canceled => {
+            " AND status IN ('failed', 'canceled')"
+        }
+        _ => "",
+    }
 }
 
 /// The status a replayed rule event gets (`failed` and `canceled` start retrying again).

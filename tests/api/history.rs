@@ -248,6 +248,8 @@ app_tests! {
         assert!(sample["error"].as_str().unwrap().contains("sequence_step"), "{sample}");
         let failed = json_of(app.get(&format!("/api/v1/events/{}", sample["event_id"].as_str().unwrap())).await, 200).await;
         assert_eq!(failed["status"], "failed");
+        let retry = app.post(&format!("/api/v1/events/{}/rules/{}/retry", sample["event_id"].as_str().unwrap(), sample["rule_event_id"].as_str().unwrap()), &json!({})).await;
+        assert_eq!(error_body(retry, 409).await["error"]["code"], "test_delivery");
         let ws = app.creds.workspace_id;
         let replayed = json_of(app.post(&format!("/api/v1/workspaces/{ws}/replay"), &json!({"status": "failed", "since": "2020-01-01T00:00:00Z"})).await, 200).await;
         assert_eq!(replayed["count"], 0);

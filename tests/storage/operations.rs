@@ -192,16 +192,65 @@ backend_tests! {
         finish(&db, claims.iter().find(|c| c.rule_id == rule.id).unwrap(), Disposition::Failed).await;
         finish(&db, claims.iter().find(|c| c.rule_id == second.id).unwrap(), Disposition::Completed).await;
 
-        assert_eq!(db.store.cancel_event(org, event.id, now()).await.unwrap(), Some(1));
+        assert_eq!(db.store.cancel_event(org, event.id, now()).await.unwrap(), Some(2));
         let statuses: Vec<_> = db.store.list_rule_events(org, event.id).await.unwrap().into_iter().map(|r| (r.rule_id, r.status)).collect();
-        assert!(statuses.contains(&(rule.id, DeliveryStatus::Failed)));
+        assert!(statuses.contains(&(rule.id, DeliveryStatus::Canceled)), "a failed one is canceled too");
         assert!(statuses.contains(&(second.id, DeliveryStatus::Completed)));
         assert!(statuses.contains(&(third.id, DeliveryStatus::Canceled)));
         let e = db.store.get_event(org, event.id).await.unwrap().unwrap();
-        assert_eq!(e.status, DeliveryStatus::Failed);
+        assert_eq!((e.status, e.failed_count), (DeliveryStatus::Completed, 0), "one delivered, the rest canceled");
         assert!(e.completed_at.is_some());
+        let filter = ReplayFilter {
+            workspace: tenant.workspace.id,
+            status: DeliveryStatus::Failed,
+            since: now() - TimeDelta::minutes(1),
+            until: now() + TimeDelta::minutes(1),
+            connection: None,
+            rule: None,
+        };
+        assert_eq!(db.store.replay(org, &filter, now(), 100).await.unwrap().count, 0);
         assert_eq!(db.store.cancel_event(org, event.id, now()).await.unwrap(), Some(0));
         assert_eq!(claim_all(&db, "worker-b").await.len(), 0);
+    }
+
+    async fn a_delivery_canceled_in_flight_is_replayed_only_once_its_lease_has_passed(db: TestDb) {
+        let tenant = db.tenant().await;
+        let org = tenant.organization.id;
+        let (_, rule) = route(&db, &tenant.workspace).await;
+        let event = enqueue(&db, &tenant.workspace, &[&rule], TimeDelta::seconds(1)).await;
+        let at = now();
+        let claim = db.store.claim_due("worker-a", at, at + TimeDelta::milliseconds(600), 10, 10).await.unwrap().remove(0);
+        done(db.store.cancel_rule_event(org, event.id, rule.id.0, now()).await.unwrap());
+        let filter = ReplayFilter {
+            workspace: tenant.workspace.id,
+            status: DeliveryStatus::Canceled,
+            since: now() - TimeDelta::minutes(1),
+            until: now() + TimeDelta::minutes(1),
+            connection: None,
+            rule: None,
+        };
+        assert_eq!(db.store.replay(org, &filter, now(), 100).await.unwrap().count, 0, "the attempt may still be running");
+        // The attempt in flight ends: not applied, the lease is not renewed for a canceled delivery.
+        assert!(!db.store.finish_attempt(&attempt_for(&claim, OutcomeCode::Delivered), &Disposition::Completed, "worker-a", now()).await.unwrap());
+        assert_eq!(db.store.extend_leases("worker-a", now() + TimeDelta::minutes(5)).await.unwrap(), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert_eq!(db.store.replay(org, &filter, now(), 100).await.unwrap().count, 1);
+        let again = claim_all(&db, "worker-b").await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].rule_event_id, claim.rule_event_id);
+    }
+
+    async fn canceling_one_delivery_of_an_unclaimed_event_leaves_it_pending(db: TestDb) {
+        let tenant = db.tenant().await;
+        let org = tenant.organization.id;
+        let (connection, rule) = route(&db, &tenant.workspace).await;
+        let other = db.rule(&connection).await;
+        let event = enqueue(&db, &tenant.workspace, &[&rule, &other], TimeDelta::seconds(1)).await;
+        done(db.store.cancel_rule_event(org, event.id, rule.id.0, now()).await.unwrap());
+        let e = db.store.get_event(org, event.id).await.unwrap().unwrap();
+        assert_eq!((e.status, e.started_at), (DeliveryStatus::Pending, None));
+        let pending = EventFilter { status: Some(DeliveryStatus::Pending), ..Default::default() };
+        assert_eq!(db.store.list_events(org, &pending, ALL).await.unwrap().len(), 1);
     }
 
     async fn a_replay_takes_its_window_oldest_first_up_to_its_limit(db: TestDb) {
@@ -290,6 +339,7 @@ backend_tests! {
             rule: None,
         };
         assert_eq!(db.store.replay(org, &filter, now(), 100).await.unwrap().count, 0);
+        assert_eq!(db.store.retry_rule_event(org, event.id, re.id.0, now()).await.unwrap(), Manual::Test, "a test is not retried by the queue");
         // It is not a NewRuleEvent-only trick: a second test of the same rule is a second record.
         let mut again = event_through(&tenant.workspace, &[&rule]);
         again.created_by = TEST_CREATED_BY.into();

@@ -17,9 +17,9 @@ use super::history::{RULE_EVENT_COLUMNS, rule_event_record};
 use super::{
     EVENT_COLUMNS, PostgresStore, TRANSIENT_RETRIES, event_record, insert_rows, is_transient,
 };
-use crate::domain::{DeliveryStatus, EventId, EventRecord, OrganizationId};
+use crate::domain::{EventId, EventRecord, OrganizationId};
 use crate::storage::operations::{
-    self, Bind, EventFilter, Manual, REPLAY_STATUS, ReplayFilter, Replayed, RetryVerdict,
+    self, Bind, EventFilter, Manual, Named, REPLAY_STATUS, ReplayFilter, Replayed, RetryVerdict,
     TEST_CREATED_BY, TestDelivery,
 };
 use crate::storage::{PageRequest, Result, RuleEventRecord, decode_status};
@@ -29,11 +29,20 @@ const NAMED: &str = "r.event_id = $1 AND r.organization_id = $2 AND (r.id = $3 O
 
 type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'a>>;
 
+/// Rolls `events` up. Their rows are locked first, in id order as a finish locks them, in a
+/// statement of their own: the roll-up then reads its counts in a snapshot taken after any
+/// finish that held an event has committed (in one statement, PostgreSQL would re-check only the
+/// event row after the wait and keep the counts it read before — a roll-up that misses the
+/// finish's rule event, for good).
 async fn rollup(
     tx: &mut Transaction<'static, Postgres>,
     events: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT id FROM events WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(events)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(&ROLLUP_SQL)
         .bind(events)
         .bind(now)
@@ -58,17 +67,25 @@ async fn lock_named(
     org: OrganizationId,
     event: EventId,
     rule: Uuid,
-) -> Result<Option<(Uuid, DeliveryStatus, Option<DateTime<Utc>>)>, sqlx::Error> {
-    let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
-        "SELECT r.id, r.status, r.next_attempt_at FROM rule_events r WHERE {NAMED} FOR UPDATE"
+) -> Result<Option<Named>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<DateTime<Utc>>, String)> = sqlx::query_as(&format!(
+        "SELECT r.id, r.status, r.next_attempt_at, r.created_by FROM rule_events r \
+         WHERE {NAMED} FOR UPDATE"
     ))
     .bind(event.0)
     .bind(org.0)
     .bind(rule)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|(id, status, next)| Ok((id, decode_status(&status)?, next)))
-        .transpose()
+    row.map(|(id, status, next_attempt_at, created_by)| {
+        Ok(Named {
+            id,
+            status: decode_status(&status)?,
+            next_attempt_at,
+            is_test: created_by == TEST_CREATED_BY,
+        })
+    })
+    .transpose()
 }
 
 impl PostgresStore {
@@ -164,14 +181,19 @@ impl PostgresStore {
         let verdict = self
             .in_transaction(|tx| {
                 Box::pin(async move {
-                    let Some((id, status, next)) = lock_named(tx, org, event, rule).await? else {
+                    let Some(named) = lock_named(tx, org, event, rule).await? else {
                         return Ok(Err(Manual::NotFound));
                     };
-                    let status = match operations::retry_verdict(status, next, now) {
-                        RetryVerdict::Final(s) => return Ok(Err(Manual::Final(s))),
-                        RetryVerdict::TooEarly => return Ok(Err(Manual::TooEarly)),
-                        RetryVerdict::Requeue(status) => status,
-                    };
+                    if named.is_test {
+                        return Ok(Err(Manual::Test));
+                    }
+                    let id = named.id;
+                    let status =
+                        match operations::retry_verdict(named.status, named.next_attempt_at, now) {
+                            RetryVerdict::Final(s) => return Ok(Err(Manual::Final(s))),
+                            RetryVerdict::TooEarly => return Ok(Err(Manual::TooEarly)),
+                            RetryVerdict::Requeue(status) => status,
+                        };
                     sqlx::query(
                         "UPDATE rule_events SET status = $2, next_attempt_at = $3, \
                              completed_at = NULL, lease_until = NULL, lease_owner = NULL \
@@ -204,7 +226,8 @@ impl PostgresStore {
         let verdict = self
             .in_transaction(|tx| {
                 Box::pin(async move {
-                    let Some((id, status, _)) = lock_named(tx, org, event, rule).await? else {
+                    let Some(Named { id, status, .. }) = lock_named(tx, org, event, rule).await?
+                    else {
                         return Ok(Err(Manual::NotFound));
                     };
                     match operations::cancel_verdict(status) {
@@ -213,8 +236,7 @@ impl PostgresStore {
                         Some(Ok(())) => {
                             sqlx::query(
                                 "UPDATE rule_events SET status = 'canceled', \
-                                     next_attempt_at = NULL, completed_at = $2, \
-                                     lease_until = NULL, lease_owner = NULL WHERE id = $1",
+                                     next_attempt_at = NULL, completed_at = $2 WHERE id = $1",
                             )
                             .bind(id)
                             .bind(now)
@@ -254,10 +276,10 @@ impl PostgresStore {
                     "WITH locked AS MATERIALIZED ( \
                          SELECT id FROM rule_events \
                          WHERE event_id = $1 AND organization_id = $2 \
-                           AND status IN ('pending', 'processing', 'retrying') \
+                           AND status IN ('pending', 'processing', 'retrying', 'failed') \
                          ORDER BY id FOR UPDATE) \
                      UPDATE rule_events r SET status = 'canceled', next_attempt_at = NULL, \
-                         completed_at = $3, lease_until = NULL, lease_owner = NULL \
+                         completed_at = $3 \
                      FROM locked WHERE r.id = locked.id RETURNING r.id",
                 )
                 .bind(event.0)
@@ -286,7 +308,7 @@ impl PostgresStore {
             Box::pin(async move {
                 // One more than the limit is locked to learn whether more match; rows another
                 // transaction holds are skipped (a concurrent replay takes them).
-                let rows = sqlx::query(
+                let sql = format!(
                     "WITH chosen AS MATERIALIZED ( \
                          SELECT id, event_id, created_at FROM rule_events \
                          WHERE organization_id = $1 AND workspace_id = $2 AND status = $3 \
@@ -294,8 +316,9 @@ impl PostgresStore {
                            AND ($6::uuid IS NULL OR connection_id = $6) \
                            AND ($7::uuid IS NULL OR rule_id = $7) \
                            AND created_by <> $8 \
+                           AND (lease_until IS NULL OR lease_until < $9) \
                            AND (status <> 'retrying' OR next_attempt_at IS NULL \
-                                OR next_attempt_at > $9) \
+                                OR next_attempt_at > $9){} \
                          ORDER BY created_at, id LIMIT $10 + 1 FOR UPDATE SKIP LOCKED \
                      ), taken AS ( \
                          SELECT id, event_id FROM chosen ORDER BY created_at, id LIMIT $10 \
@@ -306,20 +329,22 @@ impl PostgresStore {
                      ) \
                      SELECT (SELECT count(*) FROM chosen) AS matched, \
                             (SELECT array_agg(DISTINCT event_id) FROM updated) AS events",
-                )
-                .bind(org.0)
-                .bind(f.workspace.0)
-                .bind(f.status.as_str())
-                .bind(f.since)
-                .bind(f.until)
-                .bind(f.connection.map(|c| c.0))
-                .bind(f.rule.map(|r| r.0))
-                .bind(TEST_CREATED_BY)
-                .bind(now)
-                .bind(limit)
-                .bind(REPLAY_STATUS)
-                .fetch_one(&mut **tx)
-                .await?;
+                    operations::replayable_term(f.status)
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(org.0)
+                    .bind(f.workspace.0)
+                    .bind(f.status.as_str())
+                    .bind(f.since)
+                    .bind(f.until)
+                    .bind(f.connection.map(|c| c.0))
+                    .bind(f.rule.map(|r| r.0))
+                    .bind(TEST_CREATED_BY)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(REPLAY_STATUS)
+                    .fetch_one(&mut **tx)
+                    .await?;
                 let matched: i64 = rows.try_get("matched")?;
                 let events: Option<Vec<Uuid>> = rows.try_get("events")?;
                 let events = events.unwrap_or_default();

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::delivery::{ROLLUP_SQL, insert_attempt, json_value};
 use super::history::{RULE_EVENT_COLUMNS, rule_event_record};
 use super::{EVENT_COLUMNS, SqliteStore, event_record, insert_event, micros};
-use crate::domain::{DeliveryStatus, EventId, EventRecord, OrganizationId};
+use crate::domain::{EventId, EventRecord, OrganizationId};
 use crate::storage::operations::{
-    self, Bind, EventFilter, Manual, REPLAY_STATUS, ReplayFilter, Replayed, RetryVerdict,
+    self, Bind, EventFilter, Manual, Named, REPLAY_STATUS, ReplayFilter, Replayed, RetryVerdict,
     TEST_CREATED_BY, TestDelivery,
 };
 use crate::storage::{PageRequest, Result, RuleEventRecord, decode_status};
@@ -38,21 +38,22 @@ async fn named_state(
     org: OrganizationId,
     event: EventId,
     rule: Uuid,
-) -> Result<Option<(Uuid, DeliveryStatus, Option<DateTime<Utc>>)>, sqlx::Error> {
-    let row: Option<(Uuid, String, Option<i64>)> = sqlx::query_as(&format!(
-        "SELECT r.id, r.status, r.next_attempt_at FROM rule_events r WHERE {NAMED}"
+) -> Result<Option<Named>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<i64>, String)> = sqlx::query_as(&format!(
+        "SELECT r.id, r.status, r.next_attempt_at, r.created_by FROM rule_events r WHERE {NAMED}"
     ))
     .bind(event.0)
     .bind(org.0)
     .bind(rule)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|(id, status, next)| {
-        Ok((
+    row.map(|(id, status, next, created_by)| {
+        Ok(Named {
             id,
-            decode_status(&status)?,
-            next.map(super::from_micros).transpose()?,
-        ))
+            status: decode_status(&status)?,
+            next_attempt_at: next.map(super::from_micros).transpose()?,
+            is_test: created_by == TEST_CREATED_BY,
+        })
     })
     .transpose()
 }
@@ -128,10 +129,14 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Manual> {
         let mut tx = self.begin_write().await?;
-        let Some((id, status, next)) = named_state(&mut tx, org, event, rule).await? else {
+        let Some(named) = named_state(&mut tx, org, event, rule).await? else {
             return Ok(Manual::NotFound);
         };
-        let status = match operations::retry_verdict(status, next, now) {
+        if named.is_test {
+            return Ok(Manual::Test);
+        }
+        let id = named.id;
+        let status = match operations::retry_verdict(named.status, named.next_attempt_at, now) {
             RetryVerdict::Final(s) => return Ok(Manual::Final(s)),
             RetryVerdict::TooEarly => return Ok(Manual::TooEarly),
             RetryVerdict::Requeue(status) => status,
@@ -158,7 +163,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Manual> {
         let mut tx = self.begin_write().await?;
-        let Some((id, status, _)) = named_state(&mut tx, org, event, rule).await? else {
+        let Some(Named { id, status, .. }) = named_state(&mut tx, org, event, rule).await? else {
             return Ok(Manual::NotFound);
         };
         match operations::cancel_verdict(status) {
@@ -167,7 +172,7 @@ impl SqliteStore {
             Some(Ok(())) => {
                 sqlx::query(
                     "UPDATE rule_events SET status = 'canceled', next_attempt_at = NULL, \
-                         completed_at = ?2, lease_until = NULL, lease_owner = NULL WHERE id = ?1",
+                         completed_at = ?2 WHERE id = ?1",
                 )
                 .bind(id)
                 .bind(micros(now))
@@ -197,10 +202,9 @@ impl SqliteStore {
             return Ok(None);
         }
         let done = sqlx::query(
-            "UPDATE rule_events SET status = 'canceled', next_attempt_at = NULL, \
-                 completed_at = ?3, lease_until = NULL, lease_owner = NULL \
+            "UPDATE rule_events SET status = 'canceled', next_attempt_at = NULL, completed_at = ?3 \
              WHERE event_id = ?1 AND organization_id = ?2 \
-               AND status IN ('pending', 'processing', 'retrying')",
+               AND status IN ('pending', 'processing', 'retrying', 'failed')",
         )
         .bind(event.0)
         .bind(org.0)
@@ -225,12 +229,13 @@ impl SqliteStore {
         const MATCHING: &str = "organization_id = ?1 AND workspace_id = ?2 AND status = ?3 \
              AND created_at >= ?4 AND created_at < ?5 \
              AND (?6 IS NULL OR connection_id = ?6) AND (?7 IS NULL OR rule_id = ?7) \
-             AND created_by <> ?9 \
+             AND created_by <> ?9 AND (lease_until IS NULL OR lease_until < ?8) \
              AND (status <> 'retrying' OR next_attempt_at IS NULL OR next_attempt_at > ?8)";
         let mut tx = self.begin_write().await?;
         let chosen: Vec<(i64, Uuid)> = sqlx::query_as(&format!(
-            "SELECT rowid, event_id FROM rule_events WHERE {MATCHING} \
-             ORDER BY created_at, id LIMIT ?10"
+            "SELECT rowid, event_id FROM rule_events WHERE {MATCHING}{} \
+             ORDER BY created_at, id LIMIT ?10",
+            operations::replayable_term(f.status)
         ))
         .bind(org.0)
         .bind(f.workspace.0)
