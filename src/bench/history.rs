@@ -307,6 +307,47 @@ pub async fn run(args: HistoryBenchArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Ingest beside a replay: one client sends events one at a time, first alone, then while the
+    // replays below run; the replay must not stall ingest (on SQLite both need the one writer).
+    let ingest = {
+        let client = client.clone();
+        let url = format!("{base_url}/api/v1/events");
+        let key = creds.publishable_key.clone();
+        move |stop: Option<tokio::sync::watch::Receiver<bool>>| {
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            async move {
+                let mut times = Vec::new();
+                // Bounded: 300 requests alone; beside the replay, until it ends (at most 20,000).
+                let max = if stop.is_some() { 20_000 } else { 300 };
+                for i in 0..max {
+                    if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                        break;
+                    }
+                    let body = serde_json::json!({"event": "page.completed", "resource": "onboarding_sequence",
+                        "payload": {"email": format!("beside{i}@northstar.io"), "sequence_step": 3}});
+                    let t = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .header("X-Meshes-Publishable-Key", &key)
+                        .json(&body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        resp.status().as_u16() == 201,
+                        "ingest answered {}",
+                        resp.status()
+                    );
+                    times.push(t.elapsed());
+                }
+                times.sort();
+                Ok::<_, anyhow::Error>(times)
+            }
+        }
+    };
+    let alone = ingest(None).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let beside = tokio::spawn(ingest(Some(stop_rx)));
+
     // Replays of the failures, 10,000 per call, as support would page through an outage.
     let mut replayed = 0u64;
     loop {
@@ -340,6 +381,17 @@ pub async fn run(args: HistoryBenchArgs) -> anyhow::Result<()> {
         }
     }
     println!("replay   {replayed} requeued in all");
+    let _ = stop_tx.send(true);
+    let beside = beside.await??;
+    for (what, times) in [("alone", &alone), ("during the replays", &beside)] {
+        println!(
+            "ingest   {what}: {} events, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            times.len(),
+            ms(percentile(times, 0.5)),
+            ms(percentile(times, 0.99)),
+            ms(times.last().copied().unwrap_or_default())
+        );
+    }
     shutdown.trigger();
     server.await??;
     drop(db);

@@ -62,16 +62,28 @@ static CLAIMED_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Rolls one event (?1) up from its rule events at ?2.
+/// Rolls events up from their rule events at ?2, in one statement; ?1 is a JSON array of their
+/// ids in hex (see [`event_ids`]).
 pub(super) static ROLLUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE events AS e SET completed_count = s.completed, failed_count = s.failed, \
              status = {ROLLUP_STATUS}, \
              completed_at = CASE WHEN s.final = s.total THEN ?2 END \
          FROM ({counts}) AS s WHERE e.id = s.event_id",
-        counts = ROLLUP_COUNTS.replace("{events}", "event_id = ?1"),
+        counts = ROLLUP_COUNTS.replace(
+            "{events}",
+            "event_id IN (SELECT unhex(value) FROM json_each(?1))"
+        ),
     )
 });
+
+/// Event ids as [`ROLLUP_SQL`] takes them: a JSON array of hex strings, each id once.
+pub(super) fn event_ids(ids: impl IntoIterator<Item = Uuid>) -> String {
+    let mut hex: Vec<String> = ids.into_iter().map(|id| id.simple().to_string()).collect();
+    hex.sort_unstable();
+    hex.dedup();
+    serde_json::Value::from(hex).to_string()
+}
 
 pub(super) fn json_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|err| sqlx::Error::Decode(Box::new(err)))
@@ -254,11 +266,9 @@ impl SqliteStore {
             applied.push(event.is_some());
             events.extend(event);
         }
-        events.sort_unstable();
-        events.dedup();
-        for event in events {
+        if !events.is_empty() {
             sqlx::query(&ROLLUP_SQL)
-                .bind(event)
+                .bind(event_ids(events))
                 .bind(micros(now))
                 .execute(&mut *tx)
                 .await?;

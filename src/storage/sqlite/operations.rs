@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::delivery::{ROLLUP_SQL, insert_attempt, json_value};
+use super::delivery::{ROLLUP_SQL, event_ids, insert_attempt, json_value};
 use super::history::{RULE_EVENT_COLUMNS, rule_event_record};
 use super::{EVENT_COLUMNS, SqliteStore, event_record, insert_event, micros};
 use crate::domain::{EventId, EventRecord, OrganizationId};
@@ -16,16 +16,20 @@ use crate::storage::operations::{
 };
 use crate::storage::{PageRequest, Result, RuleEventRecord, decode_status};
 
+/// Rule events one replay transaction requeues at most: a short hold of the single writer.
+const REPLAY_CHUNK: i64 = 500;
+
+
 /// The rule event of event ?1 in organization ?2 named by its id or its rule's id (?3).
 const NAMED: &str = "r.event_id = ?1 AND r.organization_id = ?2 AND (r.id = ?3 OR r.rule_id = ?3)";
 
 async fn rollup(
     tx: &mut Transaction<'static, Sqlite>,
-    event: Uuid,
+    events: impl IntoIterator<Item = Uuid>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&ROLLUP_SQL)
-        .bind(event)
+        .bind(event_ids(events))
         .bind(micros(now))
         .execute(&mut **tx)
         .await?;
@@ -150,7 +154,7 @@ impl SqliteStore {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        rollup(&mut tx, event.0, now).await?;
+        rollup(&mut tx, [event.0], now).await?;
         tx.commit().await?;
         self.reread(org, event, id).await
     }
@@ -178,7 +182,7 @@ impl SqliteStore {
                 .bind(micros(now))
                 .execute(&mut *tx)
                 .await?;
-                rollup(&mut tx, event.0, now).await?;
+                rollup(&mut tx, [event.0], now).await?;
             }
         }
         tx.commit().await?;
@@ -212,12 +216,15 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() > 0 {
-            rollup(&mut tx, event.0, now).await?;
+            rollup(&mut tx, [event.0], now).await?;
         }
         tx.commit().await?;
         Ok(Some(done.rows_affected()))
     }
 
+    /// Replays in transactions of at most [`REPLAY_CHUNK`] rule events, so the single writer is
+    /// never held for a whole 10,000-row replay: ingest and claims interleave between chunks.
+    /// Requeued rows no longer match (they are `retrying`, due now), so each chunk takes the next.
     pub(super) async fn requeue(
         &self,
         org: OrganizationId,
@@ -225,6 +232,31 @@ impl SqliteStore {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Replayed> {
+        let limit = limit.max(0);
+        let mut count = 0;
+        loop {
+            let want = (limit - count).min(REPLAY_CHUNK);
+            // One row more than wanted tells whether more match, without another query.
+            let (taken, more) = self.requeue_chunk(org, f, now, want).await?;
+            count += taken;
+            if !more || count >= limit {
+                return Ok(Replayed {
+                    count: count as u64,
+                    has_more: more,
+                });
+            }
+        }
+    }
+
+    /// Requeues at most `want` matching rule events in one write transaction; how many, and
+    /// whether more match.
+    async fn requeue_chunk(
+        &self,
+        org: OrganizationId,
+        f: &ReplayFilter,
+        now: DateTime<Utc>,
+        want: i64,
+    ) -> Result<(i64, bool)> {
         // ?1 org, ?2 workspace, ?3 status, ?4 since, ?5 until, ?6 connection, ?7 rule, ?8 now.
         const MATCHING: &str = "organization_id = ?1 AND workspace_id = ?2 AND status = ?3 \
              AND created_at >= ?4 AND created_at < ?5 \
@@ -246,11 +278,14 @@ impl SqliteStore {
         .bind(f.rule.map(|r| r.0))
         .bind(micros(now))
         .bind(TEST_CREATED_BY)
-        .bind(limit.max(0) + 1)
+        .bind(want + 1)
         .fetch_all(&mut *tx)
         .await?;
-        let has_more = chosen.len() as i64 > limit.max(0);
-        let chosen = &chosen[..chosen.len().min(limit.max(0) as usize)];
+        let more = chosen.len() as i64 > want;
+        let chosen = &chosen[..chosen.len().min(want as usize)];
+        if chosen.is_empty() {
+            return Ok((0, more));
+        }
         let rowids: Vec<i64> = chosen.iter().map(|(rowid, _)| *rowid).collect();
         sqlx::query(
             "UPDATE rule_events SET status = ?2, next_attempt_at = ?3, completed_at = NULL, \
@@ -262,17 +297,9 @@ impl SqliteStore {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        let mut events: Vec<Uuid> = chosen.iter().map(|(_, event)| *event).collect();
-        events.sort_unstable();
-        events.dedup();
-        for event in events {
-            rollup(&mut tx, event, now).await?;
-        }
+        rollup(&mut tx, chosen.iter().map(|(_, event)| *event), now).await?;
         tx.commit().await?;
-        Ok(Replayed {
-            count: chosen.len() as u64,
-            has_more,
-        })
+        Ok((chosen.len() as i64, more))
     }
 
     pub(super) async fn store_test_delivery(&self, t: &TestDelivery) -> Result<()> {
@@ -297,7 +324,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         insert_attempt(&mut tx, a).await?;
-        rollup(&mut tx, t.event.id.0, finished).await?;
+        rollup(&mut tx, [t.event.id.0], finished).await?;
         tx.commit().await?;
         Ok(())
     }
