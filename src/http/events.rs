@@ -310,6 +310,11 @@ pub async fn get_event_payload(
     }))
 }
 
+/// The path's event id and the id naming one of its rule events (its own, or its rule's).
+fn named(event: &str, rule: &str) -> Result<(EventId, Uuid), ApiError> {
+    Ok((event_id(event)?, parse_id(rule, "rule event")?))
+}
+
 /// The rule event `{ruleId}` of event `{id}`: the path takes the rule event's id or its rule's.
 async fn rule_event(
     state: &AppState,
@@ -317,8 +322,7 @@ async fn rule_event(
     event: &str,
     rule: &str,
 ) -> Result<RuleEventRecord, ApiError> {
-    let event = event_id(event)?;
-    let rule = parse_id(rule, "rule event")?;
+    let (event, rule) = named(event, rule)?;
     state
         .store
         .get_rule_event(org, event, rule)
@@ -409,8 +413,7 @@ pub async fn retry_rule_event(
     Path((id, rule)): Path<(String, String)>,
     _body: OptionalJsonBody,
 ) -> Result<Json<RuleEventObject>, ApiError> {
-    let event = event_id(&id)?;
-    let rule = parse_id(&rule, "rule event")?;
+    let (event, rule) = named(&id, &rule)?;
     let outcome = state
         .store
         .retry_rule_event(caller.org(), event, rule, crate::domain::now())
@@ -434,8 +437,7 @@ pub async fn cancel_rule_event(
     Path((id, rule)): Path<(String, String)>,
     _body: OptionalJsonBody,
 ) -> Result<Json<RuleEventObject>, ApiError> {
-    let event = event_id(&id)?;
-    let rule = parse_id(&rule, "rule event")?;
+    let (event, rule) = named(&id, &rule)?;
     let outcome = state
         .store
         .cancel_rule_event(caller.org(), event, rule, crate::domain::now())
@@ -446,8 +448,8 @@ pub async fn cancel_rule_event(
     manual_answer(outcome, "cancel")
 }
 
-/// Stops further delivery of every rule event of the event that is not final yet; answers the
-/// event with its rule events.
+/// Stops further delivery of every rule event of the event that is not completed (failed ones
+/// too, so a replay leaves them alone); answers the event with its rule events.
 #[utoipa::path(post, path = "/api/v1/events/{id}/cancel", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 200, body = EventDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]

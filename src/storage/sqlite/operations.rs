@@ -19,7 +19,6 @@ use crate::storage::{PageRequest, Result, RuleEventRecord, decode_status};
 /// Rule events one replay transaction requeues at most: a short hold of the single writer.
 const REPLAY_CHUNK: i64 = 500;
 
-
 /// The rule event of event ?1 in organization ?2 named by its id or its rule's id (?3).
 const NAMED: &str = "r.event_id = ?1 AND r.organization_id = ?2 AND (r.id = ?3 OR r.rule_id = ?3)";
 
