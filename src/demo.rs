@@ -61,7 +61,9 @@ pub fn try_commands(env_file: &Path) -> [String; 4] {
     [
         format!("source {}", shell_word(&shown.display().to_string())),
         r#"curl -s -X POST "$HANDOFF/api/v1/events" -H 'Content-Type: application/json' -H "X-Meshes-Publishable-Key: $KEY" -d '{"event":"page.completed","resource":"onboarding_sequence","resource_id":"workspace-setup","payload":{"email":"alex@northstar.io","first_name":"Alex","page_id":"page_connect-crm","sequence_step":3}}'"#.to_owned(),
-        format!(r#"curl -s "$SANDBOX/__sandbox/accounts/{ACCOUNT}/contacts/alex@northstar.io""#),
+        // Delivery runs right after the 201, in the background: a pasted block would otherwise
+        // read the sandbox a millisecond too early.
+        format!(r#"sleep 1; curl -s "$SANDBOX/__sandbox/accounts/{ACCOUNT}/contacts/alex@northstar.io""#),
         r#"curl -s -u "$AUTH" "$HANDOFF/api/v1/events?email=alex@northstar.io""#.to_owned(),
     ]
 }
@@ -301,8 +303,8 @@ fn banner(
          \n  URLs, keys   {env}  (mode 0600: it holds the secret key)\n\
          \nIn a second terminal, from this directory, try:\n\
          \n{commands}\n\
-         \nThe first curl sends the event; the second shows alex@northstar.io in the sandbox, tagged \
-         onboarding-step-3-done and on the {LIST} list; the third shows the delivery in the history.\n\
+         \nThe first curl sends the event; a second later the next shows alex@northstar.io in the sandbox, \
+         tagged onboarding-step-3-done and on the {LIST} list; the last shows the delivery in the history.\n\
          \n{READY_LINE}",
         data = data_dir.display(),
         env = env_file.display(),
