@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod replay;
 pub mod rule_test;
 pub mod rules;
 pub mod workspaces;
@@ -174,7 +175,7 @@ fn management_routes() -> Routes {
     let r = route!(r, POST "/api/v1/events/{id}/rules/{ruleId}/retry" => events::retry_rule_event);
     let r =
         route!(r, POST "/api/v1/events/{id}/rules/{ruleId}/cancel" => events::cancel_rule_event);
-    route!(r, POST "/api/v1/workspaces/{id}/replay" => events::replay)
+    route!(r, POST "/api/v1/workspaces/{id}/replay" => replay::replay)
 }
 
 fn ops_routes() -> Routes {

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{connections, events, ingest, ops, rule_test, rules, workspaces};
+use crate::http::{connections, events, ingest, ops, replay, rule_test, rules, workspaces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,7 @@ use crate::http::{connections, events, ingest, ops, rule_test, rules, workspaces
         rules::update_rule, rules::delete_rule, rule_test::send_test_event,
         events::list_events, events::list_workspace_events, events::get_event, events::get_event_payload,
         events::cancel_event, events::list_attempts, events::get_attempt, events::retry_rule_event,
-        events::cancel_rule_event, events::replay,
+        events::cancel_rule_event, replay::replay,
         ops::healthz, ops::readyz, ops::metrics, openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError)),
