@@ -37,9 +37,7 @@ pub fn ops_router(state: OpsState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            crate::error::ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
-        })
+        .fallback(crate::http::not_found)
         .with_state(state)
 }
 
